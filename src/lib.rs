@@ -1,0 +1,13 @@
+//! mppd: a Multiplayer Piano server.
+//!
+//! The crate has two halves (see README.md):
+//! - [`core`]: the protocol state machine. Pure: inputs (each with `now`) in, outputs out.
+//! - [`net`]: the shell. The only place with sockets, clocks and files.
+
+pub mod config;
+pub mod core;
+pub mod net;
+pub mod proto;
+
+pub use crate::config::Config;
+pub use crate::core::{ConnId, Core, Input, Output, PeerInfo};
