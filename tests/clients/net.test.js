@@ -1,0 +1,3 @@
+'use strict';
+// Scenarios driven through mpp-client-net (multiplayerpiano.net protocol client).
+require('./suite').defineSuite('net');
