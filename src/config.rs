@@ -116,10 +116,14 @@ pub struct Config {
     pub max_message_bytes: usize,
     /// Initial read buffer of a WebSocket connection.
     pub read_buffer_bytes: usize,
+    /// Outgoing bytes gathered for one connection before they are written in one system call.
+    pub write_buffer_bytes: usize,
     /// Outgoing bytes queued for one connection above which notes and cursor moves are dropped.
     pub send_queue_soft_bytes: usize,
     /// Outgoing bytes queued for one connection above which it is closed with 4003.
     pub send_queue_hard_bytes: usize,
+    /// How long a closing connection may take to receive its last bytes and hang up.
+    pub close_linger_ms: u64,
     /// Log level: error, warn, info, debug or trace.
     pub log_level: String,
 }
@@ -133,8 +137,10 @@ impl Default for Config {
             max_request_head_bytes: 8 * 1024,
             max_message_bytes: 1 << 20,
             read_buffer_bytes: 4 * 1024,
+            write_buffer_bytes: 16 * 1024,
             send_queue_soft_bytes: 256 * 1024,
             send_queue_hard_bytes: 1024 * 1024,
+            close_linger_ms: 2_000,
             log_level: "info".to_string(),
         }
     }

@@ -5,8 +5,26 @@
 //! take the [`Output`]s with [`Core::drain_outputs`], and call `handle(now, Input::Tick)` no later
 //! than [`Core::next_deadline`].
 
+mod channel;
+mod ids;
+mod moderation;
+mod quota;
+mod room;
+mod session;
+mod traffic;
+
+pub use self::channel::{AWKWARD, Kind};
+pub use self::ids::{UserId, identity_for_address};
+pub use self::quota::{NoteQuota, PARAMS_CROWNED, PARAMS_LOBBY, PARAMS_NORMAL, QuotaParams};
+
+use self::channel::Channel;
+use self::ids::Rng;
+use self::quota::RateLimiter;
 use crate::config::CoreConfig;
+use crate::proto::inbound::{Message, split_frame};
+use crate::proto::outbound::{self, ParticipantInfo};
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::rc::Rc;
 
@@ -53,15 +71,107 @@ pub struct Stats {
     pub participants: usize,
 }
 
+/// Counters of what the core refused or dropped, for logs and metrics.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Counters {
+    /// Notes refused by the note quota (§8.1), counted per note.
+    pub notes_over_quota: u64,
+    /// Messages dropped by a §8.3 rate limit.
+    pub rate_limited: u64,
+    /// Frames that were not a JSON array, and elements that were not valid messages.
+    pub malformed: u64,
+    /// Messages received, by name (known names only; the rest count as "other").
+    pub messages_in: BTreeMap<&'static str, u64>,
+}
+
+/// A user: its identity and profile, and every connection it has open.
+#[derive(Debug)]
+struct User {
+    id_hex: String,
+    name: String,
+    color: String,
+    conns: Vec<ConnId>,
+}
+
+/// A name and colour that differ from the defaults, kept per user id across reconnections.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Profile {
+    pub name: String,
+    pub color: String,
+}
+
+/// Per-connection limits of §8.3.
+#[derive(Debug, Default)]
+struct ConnLimits {
+    messages: RateLimiter,
+    bytes: RateLimiter,
+    ch: RateLimiter,
+    chown: RateLimiter,
+    kickban: RateLimiter,
+    userset: RateLimiter,
+    chset: RateLimiter,
+    custom_bytes: RateLimiter,
+}
+
+#[derive(Debug)]
+struct Conn {
+    ip: IpAddr,
+    opened_at: u64,
+    /// Set by the first valid `hi` (state IDENTIFIED).
+    user: Option<UserId>,
+    /// The channel this connection is in (state IN_CHANNEL).
+    channel: Option<Rc<str>>,
+    /// When the ping timeout (§11) closes this connection unless a `t` arrives.
+    ping_deadline: u64,
+    ls_subscribed: bool,
+    custom_subscribed: bool,
+    limits: ConnLimits,
+}
+
+/// Timers, ordered by deadline in `Core::timers`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    /// The ping timeout of a connection.
+    Ping(ConnId),
+    /// Pending cursor moves of a channel are due.
+    CursorFlush(Rc<str>),
+}
+
 /// The state machine. See the module documentation for how to drive it.
 pub struct Core {
     config: CoreConfig,
+    rng: Rng,
+    conns: HashMap<ConnId, Conn>,
+    users: HashMap<UserId, User>,
+    profiles: HashMap<UserId, Profile>,
+    channels: HashMap<Rc<str>, Channel>,
+    timers: BTreeSet<(u64, Timer)>,
+    /// Channels whose `ls` entry changed during this input, by name (coalesced per input).
+    ls_dirty: BTreeSet<Rc<str>>,
+    /// Final `ls` entries (count 0) of listed channels destroyed during this input.
+    ls_gone: BTreeMap<Rc<str>, String>,
+    counters: Counters,
     outputs: Vec<Output>,
+    /// The `now` of the input being handled.
+    now: u64,
 }
 
 impl Core {
     pub fn new(config: CoreConfig) -> Core {
-        Core { config, outputs: Vec::new() }
+        Core {
+            rng: Rng::new(config.seed),
+            config,
+            conns: HashMap::new(),
+            users: HashMap::new(),
+            profiles: HashMap::new(),
+            channels: HashMap::new(),
+            timers: BTreeSet::new(),
+            ls_dirty: BTreeSet::new(),
+            ls_gone: BTreeMap::new(),
+            counters: Counters::default(),
+            outputs: Vec::new(),
+            now: 0,
+        }
     }
 
     pub fn config(&self) -> &CoreConfig {
@@ -70,7 +180,18 @@ impl Core {
 
     /// Feed one input at time `now`; its outputs are queued for [`Core::drain_outputs`].
     pub fn handle(&mut self, now: u64, input: Input<'_>) {
-        let _ = (now, input);
+        self.now = now;
+        match input {
+            Input::Open { conn, peer } => self.open(now, conn, peer),
+            Input::Text { conn, text } => self.text(now, conn, text),
+            Input::Closed { conn } => {
+                if self.conns.contains_key(&conn) {
+                    self.forget(now, conn);
+                }
+            }
+            Input::Tick => self.tick(now),
+        }
+        self.flush_channel_list();
     }
 
     /// Take every queued output, in order.
@@ -80,10 +201,239 @@ impl Core {
 
     /// When the next `Tick` is due, if any timer is pending.
     pub fn next_deadline(&self) -> Option<u64> {
-        None
+        self.timers.first().map(|(at, _)| *at)
     }
 
     pub fn stats(&self) -> Stats {
-        Stats::default()
+        Stats {
+            connections: self.conns.len(),
+            users: self.users.len(),
+            channels: self.channels.len(),
+            participants: self.channels.values().map(|c| c.participants.len()).sum(),
+        }
     }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Names and colours that differ from the defaults, by user id (what a store persists).
+    pub fn profiles(&self) -> impl Iterator<Item = (UserId, &Profile)> {
+        self.profiles.iter().map(|(id, p)| (*id, p))
+    }
+
+    fn open(&mut self, now: u64, conn: ConnId, peer: PeerInfo) {
+        if self.conns.contains_key(&conn) {
+            log::warn!("connection {conn:?} opened twice; forgetting the first");
+            self.forget(now, conn);
+        }
+        let deadline = now.saturating_add(self.config.ping_timeout_ms);
+        self.conns.insert(
+            conn,
+            Conn {
+                ip: peer.ip,
+                opened_at: now,
+                user: None,
+                channel: None,
+                ping_deadline: deadline,
+                ls_subscribed: false,
+                custom_subscribed: false,
+                limits: ConnLimits::default(),
+            },
+        );
+        self.timers.insert((deadline, Timer::Ping(conn)));
+        self.send(conn, outbound::B.to_string());
+    }
+
+    fn text(&mut self, now: u64, conn_id: ConnId, text: &str) {
+        let bytes_rate = self.config.connection_bytes;
+        let Some(conn) = self.conns.get_mut(&conn_id) else { return };
+        if !conn.limits.bytes.allow(now, bytes_rate, text.len() as u64) {
+            let reason = format!("Exceeded {} bytes per {} seconds.", bytes_rate.count, bytes_rate.per_ms / 1000);
+            log::debug!("{conn_id:?}: {reason}");
+            self.close(now, conn_id, 4002, reason);
+            return;
+        }
+        let Some(elements) = split_frame(text) else {
+            log::debug!("{conn_id:?}: frame is not a JSON array; ignored");
+            self.counters.malformed += 1;
+            return;
+        };
+        let messages_rate = self.config.connection_messages;
+        for element in elements {
+            let Some(conn) = self.conns.get_mut(&conn_id) else { return };
+            if !conn.limits.messages.allow(now, messages_rate, 1) {
+                let reason =
+                    format!("Exceeded {} messages per {} seconds.", messages_rate.count, messages_rate.per_ms / 1000);
+                log::debug!("{conn_id:?}: {reason}");
+                self.close(now, conn_id, 4007, reason);
+                return;
+            }
+            match Message::parse(element) {
+                Some(message) => self.dispatch(now, conn_id, &message),
+                None => {
+                    log::debug!("{conn_id:?}: element is not a message object; skipped");
+                    self.counters.malformed += 1;
+                }
+            }
+        }
+    }
+
+    /// Routes one message by name and connection state (§2).
+    fn dispatch(&mut self, now: u64, conn: ConnId, msg: &Message<'_>) {
+        let Some(state) = self.conns.get(&conn) else { return };
+        let identified = state.user.is_some();
+        let in_channel = state.channel.is_some();
+        let name: &'static str = match msg.m.as_ref() {
+            "hi" => "hi",
+            "t" => "t",
+            "bye" => "bye",
+            "devices" => "devices",
+            "ch" => "ch",
+            "userset" => "userset",
+            "+ls" => "+ls",
+            "-ls" => "-ls",
+            "+custom" => "+custom",
+            "-custom" => "-custom",
+            "a" => "a",
+            "dm" => "dm",
+            "n" => "n",
+            "m" => "m",
+            "chset" => "chset",
+            "chown" => "chown",
+            "kickban" => "kickban",
+            "unban" => "unban",
+            "custom" => "custom",
+            _ => "other",
+        };
+        *self.counters.messages_in.entry(name).or_default() += 1;
+        match name {
+            "hi" => self.on_hi(now, conn, msg),
+            "t" => self.on_ping(now, conn, msg),
+            _ if !identified => {}
+            "bye" => self.close(now, conn, 1000, String::new()),
+            "ch" => self.on_ch(now, conn, msg),
+            "userset" => self.on_userset(now, conn, msg),
+            "+ls" => self.on_subscribe_list(conn),
+            "-ls" => self.on_unsubscribe_list(conn),
+            "+custom" | "-custom" => {
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.custom_subscribed = name == "+custom";
+                }
+            }
+            _ if !in_channel => {}
+            "a" => self.on_chat(now, conn, msg),
+            "dm" => self.on_dm(now, conn, msg),
+            "n" => self.on_notes(now, conn, msg),
+            "m" => self.on_cursor(now, conn, msg),
+            "chset" => self.on_chset(now, conn, msg),
+            "chown" => self.on_chown(now, conn, msg),
+            "kickban" => self.on_kickban(now, conn, msg),
+            "unban" => self.on_unban(now, conn, msg),
+            "custom" => self.on_custom(now, conn, msg),
+            // `devices` and unknown names are ignored silently (§1.6, §5).
+            _ => {}
+        }
+    }
+
+    fn tick(&mut self, now: u64) {
+        while let Some((at, _)) = self.timers.first() {
+            if *at > now {
+                break;
+            }
+            let Some((_, timer)) = self.timers.pop_first() else { break };
+            match timer {
+                Timer::Ping(conn) => {
+                    log::debug!("{conn:?}: ping timeout");
+                    self.close(now, conn, 4004, "Timed out.".to_string());
+                }
+                Timer::CursorFlush(channel) => self.flush_cursors(now, &channel),
+            }
+        }
+    }
+
+    /// Closes a connection on the core's initiative: cleans up, then asks the shell to close.
+    fn close(&mut self, now: u64, conn: ConnId, code: u16, reason: String) {
+        if self.conns.contains_key(&conn) {
+            self.forget(now, conn);
+            self.outputs.push(Output::Close { conn, code, reason });
+        }
+    }
+
+    /// Removes a connection from every registry, with the leave effects of §5 `ch`.
+    fn forget(&mut self, now: u64, conn_id: ConnId) {
+        self.leave_channel(now, conn_id);
+        let Some(conn) = self.conns.remove(&conn_id) else { return };
+        self.timers.remove(&(conn.ping_deadline, Timer::Ping(conn_id)));
+        if let Some(user_id) = conn.user {
+            if let Some(user) = self.users.get_mut(&user_id) {
+                user.conns.retain(|c| *c != conn_id);
+                if user.conns.is_empty() {
+                    self.users.remove(&user_id);
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, conn: ConnId, message: String) {
+        self.outputs.push(Output::Send { conn, frame: frame(&[&message]), droppable: false });
+    }
+
+    /// Sends one message to every connection in a channel, except `except`, serialized once.
+    fn broadcast(&mut self, channel: &str, message: &str, except: Option<ConnId>, droppable: bool) {
+        let Some(ch) = self.channels.get(channel) else { return };
+        let frame = frame(&[message]);
+        for conn in ch.conns() {
+            if Some(conn) != except {
+                self.outputs.push(Output::Send { conn, frame: frame.clone(), droppable });
+            }
+        }
+    }
+
+    /// Participant info of a user in a channel; with the cursor for `ch.ppl` and `p`.
+    fn info_in<'a>(&'a self, ch: &'a Channel, user: UserId, with_cursor: bool) -> Option<ParticipantInfo<'a>> {
+        let u = self.users.get(&user)?;
+        let cursor = if with_cursor { ch.participant(user).map(participant_coords) } else { None };
+        Some(ParticipantInfo {
+            id: &u.id_hex,
+            user_id: &u.id_hex,
+            name: &u.name,
+            color: &u.color,
+            x: cursor.map(|c| c.0),
+            y: cursor.map(|c| c.1),
+        })
+    }
+
+    fn user_info(&self, user: UserId) -> Option<ParticipantInfo<'_>> {
+        let u = self.users.get(&user)?;
+        Some(ParticipantInfo { id: &u.id_hex, user_id: &u.id_hex, name: &u.name, color: &u.color, x: None, y: None })
+    }
+
+    /// The user and channel of a connection that is in a channel.
+    fn member(&self, conn: ConnId) -> Option<(UserId, Rc<str>)> {
+        let c = self.conns.get(&conn)?;
+        Some((c.user?, c.channel.clone()?))
+    }
+}
+
+fn participant_coords(p: &channel::Participant) -> (outbound::Coord, outbound::Coord) {
+    use outbound::Coord;
+    match p.cursor {
+        Some((x, y)) => (Coord::At(x), Coord::At(y)),
+        None => (Coord::Unmoved(channel::UNMOVED.0 as u32), Coord::Unmoved(channel::UNMOVED.1 as u32)),
+    }
+}
+
+/// A frame holding the given messages, in order.
+fn frame(messages: &[&str]) -> Rc<str> {
+    let mut out = String::with_capacity(messages.iter().map(|m| m.len() + 1).sum::<usize>() + 1);
+    out.push('[');
+    for (i, m) in messages.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(m);
+    }
+    out.push(']');
+    Rc::from(out)
 }

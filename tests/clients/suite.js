@@ -358,7 +358,7 @@ function defineSuite(lib) {
     const c = await bot('C', { channel: r2 });
     await created;
 
-    const gone = waitFor(S, 'ls', (m) => m.c === false && m.u.some((e) => e._id === r2 && e.count === 0), undefined, 'destroyed room');
+    const gone = waitFor(S, 'ls', (m) => m.c === false && m.u.some((e) => e._id === r2 && e.count === 0), 6000, 'destroyed room');
     await H.disconnect(c.c);
     await gone;
 

@@ -1,0 +1,623 @@
+//! mppd-bench: a load generator for mppd (and any server speaking the MPP protocol).
+//!
+//! One thread, one mio `Poll`, hand-written WebSocket client framing, no JSON parsing of
+//! received frames. Every scenario is bounded in clients and time and stops by itself, and it
+//! only talks to loopback addresses. See bench/README.md.
+
+mod args;
+mod hist;
+mod procfs;
+mod report;
+mod scan;
+mod swarm;
+mod ws;
+
+use args::Args;
+use hist::Hist;
+use report::{Report, si};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use swarm::{Swarm, now_ms};
+
+const USAGE: &str = "\
+usage: mppd-bench <scenario> [options] [--json]
+
+scenarios:
+  fanout   R rooms x P clients; S senders per room send note messages at r/s each, carrying
+           their send time; receivers measure latency, throughput and losses
+           --rooms 4 --room-size 50 --senders 10 --rate 100 --notes 1
+           --duration 10 --warmup 2 --drain 3
+  idle     N clients join rooms of P and stay idle (a `t` every 20 s); server memory per client
+           --clients 10000 --room-size 100 --hold 10 --settle 2
+  storm    N clients connect, `hi`, `ch` at once; time until all have joined, failures
+           --clients 10000 --room-size 100 --timeout 30
+  startup  spawn the server, time until its first `hi` reply, and its memory then
+           --bin target/release/mppd --runs 5 [-- server args; default: --listen <server>]
+
+common options:
+  --server 127.0.0.1:9000   server address (must be on 127.0.0.0/8)
+  --server-pid PID          server process, for CPU time and memory from /proc
+  --src-base 127.1.0.1      first client source address; client i uses the i-th next one
+  --concurrency N           clients between connect and join at once (fanout/idle: 500)
+  --join-timeout 30         seconds allowed for all clients to join
+  --wait 5                  seconds to wait for the server to accept connections
+  --json                    also print one JSON line with every figure
+";
+
+/// Upper bounds that keep every run finite.
+const MAX_CLIENTS: usize = 60_000;
+const MAX_SECONDS: f64 = 600.0;
+
+fn main() {
+    let mut raw = std::env::args().skip(1);
+    let Some(scenario) = raw.next() else {
+        eprint!("{USAGE}");
+        std::process::exit(2);
+    };
+    if scenario == "-h" || scenario == "--help" || scenario == "help" {
+        print!("{USAGE}");
+        return;
+    }
+    let result = Args::parse(raw).and_then(|mut a| {
+        let json = a.flag("json");
+        let report = match scenario.as_str() {
+            "fanout" => fanout(&mut a),
+            "idle" => idle(&mut a),
+            "storm" => storm(&mut a),
+            "startup" => startup(&mut a),
+            other => Err(format!("unknown scenario {other:?}")),
+        }?;
+        a.finish()?;
+        report.print(json);
+        Ok(())
+    });
+    if let Err(e) = result {
+        eprintln!("mppd-bench: {e}\n\n{USAGE}");
+        std::process::exit(2);
+    }
+}
+
+/// Options shared by the swarm scenarios.
+struct Common {
+    server: SocketAddr,
+    pid: Option<u32>,
+    src_base: Ipv4Addr,
+    concurrency: usize,
+    join_timeout_ms: f64,
+}
+
+fn common(a: &mut Args, default_concurrency: usize) -> Result<Common, String> {
+    let server: SocketAddr = a.get("server", SocketAddr::from(([127, 0, 0, 1], 9000)))?;
+    if !server.ip().is_loopback() {
+        return Err("--server must be a loopback address (127.0.0.0/8)".into());
+    }
+    let src_base: Ipv4Addr = a.get("src-base", Ipv4Addr::new(127, 1, 0, 1))?;
+    if src_base.octets()[0] != 127 {
+        return Err("--src-base must be in 127.0.0.0/8".into());
+    }
+    let c = Common {
+        server,
+        pid: a.opt("server-pid")?,
+        src_base,
+        concurrency: a.get("concurrency", default_concurrency)?.max(1),
+        join_timeout_ms: seconds(a, "join-timeout", 30.0)? * 1000.0,
+    };
+    let wait = seconds(a, "wait", 5.0)?;
+    wait_for_server(c.server, wait)?;
+    Ok(c)
+}
+
+fn seconds(a: &mut Args, name: &str, default: f64) -> Result<f64, String> {
+    let v: f64 = a.get(name, default)?;
+    if !(0.0..=MAX_SECONDS).contains(&v) {
+        return Err(format!(
+            "--{name} must be between 0 and {MAX_SECONDS} seconds"
+        ));
+    }
+    Ok(v)
+}
+
+fn clients(a: &mut Args, name: &str, default: usize) -> Result<usize, String> {
+    let v = a.get(name, default)?;
+    if v == 0 || v > MAX_CLIENTS {
+        return Err(format!("--{name} must be between 1 and {MAX_CLIENTS}"));
+    }
+    Ok(v)
+}
+
+fn wait_for_server(addr: SocketAddr, seconds: f64) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    loop {
+        match TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            Ok(_) => return Ok(()),
+            Err(e) if Instant::now() >= deadline => {
+                return Err(format!("server {addr} does not accept connections: {e}"));
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+fn room_prefix() -> String {
+    format!("bench-{:x}-", (now_ms() as u64) & 0xFFFFFF)
+}
+
+fn new_swarm(c: &Common, n: usize, room_size: usize) -> Result<Swarm, String> {
+    let limit = procfs::raise_fd_limit();
+    if (n as u64) + 64 > limit {
+        return Err(format!(
+            "{n} clients need more open files than the limit allows ({limit})"
+        ));
+    }
+    Swarm::new(swarm::Config {
+        server: c.server,
+        src_base: c.src_base,
+        clients: n,
+        room_size,
+        room_prefix: room_prefix(),
+        ping_interval_ms: 20_000.0,
+    })
+    .map_err(|e| format!("poll: {e}"))
+}
+
+/// Connects every client and waits until each has joined or failed; returns the time taken.
+fn join_all(sw: &mut Swarm, c: &Common) -> Result<f64, String> {
+    let start = now_ms();
+    let n = sw.clients.len();
+    sw.start_more(c.concurrency);
+    while sw.settled() < n && now_ms() - start < c.join_timeout_ms {
+        sw.turn(Duration::from_millis(5), c.concurrency)
+            .map_err(|e| format!("poll: {e}"))?;
+    }
+    Ok(now_ms() - start)
+}
+
+/// Keeps the clients alive (answering pings, sending `t`) for `ms`.
+fn run_for(sw: &mut Swarm, ms: f64, concurrency: usize) -> Result<(), String> {
+    let end = now_ms() + ms;
+    while now_ms() < end {
+        sw.turn(Duration::from_millis(10), concurrency)
+            .map_err(|e| format!("poll: {e}"))?;
+    }
+    Ok(())
+}
+
+fn failures(r: &mut Report, sw: &Swarm, n: usize) {
+    let c = sw.counters();
+    let not_settled = n - sw.settled();
+    r.set("failed", c.failed + not_settled);
+    let mut reasons: Vec<String> = c
+        .failures
+        .iter()
+        .map(|(why, k)| format!("{k}x {why}"))
+        .collect();
+    if not_settled > 0 {
+        reasons.push(format!("{not_settled}x no ch reply before the timeout"));
+    }
+    if !reasons.is_empty() {
+        r.line(format!("failures:         {}", reasons.join("; ")));
+        r.set("failure_reasons", reasons.join("; "));
+    }
+}
+
+fn rss(pid: Option<u32>) -> Option<u64> {
+    pid.and_then(procfs::rss_kib)
+}
+
+fn cpu(pid: Option<u32>) -> Option<f64> {
+    pid.and_then(procfs::cpu_seconds)
+}
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+fn fanout(a: &mut Args) -> Result<Report, String> {
+    let c = common(a, 500)?;
+    let rooms: usize = a.get("rooms", 4)?;
+    let room_size: usize = a.get("room-size", 50)?;
+    let senders: usize = a.get("senders", 10)?;
+    let rate: f64 = a.get("rate", 100.0)?;
+    let notes: usize = a.get("notes", 1)?;
+    let duration = seconds(a, "duration", 10.0)? * 1000.0;
+    let warmup = seconds(a, "warmup", 2.0)? * 1000.0;
+    let drain = seconds(a, "drain", 3.0)? * 1000.0;
+    if room_size < 2 || senders == 0 || senders > room_size || rooms == 0 {
+        return Err("need --room-size >= 2 and 1 <= --senders <= --room-size".into());
+    }
+    if !(rate > 0.0 && rate <= 1000.0) || notes == 0 || notes > 32 || duration <= 0.0 {
+        return Err("need 0 < --rate <= 1000, 1 <= --notes <= 32, --duration > 0".into());
+    }
+    let n = rooms * room_size;
+    if n > MAX_CLIENTS {
+        return Err(format!("at most {MAX_CLIENTS} clients"));
+    }
+    if rate * notes as f64 > 200.0 {
+        eprintln!(
+            "warning: {} notes/s per sender exceeds the normal-room note quota (200/s); \
+             the server will drop notes. Add senders or rooms instead.",
+            rate * notes as f64
+        );
+    }
+    let mut sw = new_swarm(&c, n, room_size)?;
+    let join_ms = join_all(&mut sw, &c)?;
+    let joined = sw.counters().joined;
+    let sender_ids: Vec<usize> = (0..n)
+        .filter(|i| i % room_size < senders && sw.clients[*i].state == swarm::State::Joined)
+        .collect();
+    let m = sender_ids.len();
+    let period = 1000.0 / rate;
+    let t0 = now_ms() + 20.0;
+    let w0 = t0 + warmup;
+    let w1 = w0 + duration;
+    sw.set_window(w0, w1);
+    let mut sent = vec![0u64; m];
+    let phase: Vec<f64> = (0..m).map(|j| j as f64 / m.max(1) as f64).collect();
+    let mut snap0: Option<(f64, Option<f64>, Option<f64>)> = None;
+    let snapshot = |pid| (now_ms(), cpu(pid), procfs::cpu_seconds(0));
+    loop {
+        let now = now_ms();
+        if now >= w1 {
+            break;
+        }
+        if snap0.is_none() && now >= w0 {
+            snap0 = Some(snapshot(c.pid));
+            sw.set_counting(true);
+        }
+        let mut next_due = w1;
+        for (j, &i) in sender_ids.iter().enumerate() {
+            let mut burst = 0;
+            loop {
+                let due = t0 + (sent[j] as f64 + phase[j]) * period;
+                if due > now {
+                    next_due = next_due.min(due);
+                    break;
+                }
+                if burst == 8 {
+                    next_due = now;
+                    break;
+                }
+                sw.send_note(i, notes);
+                sent[j] += 1;
+                burst += 1;
+            }
+        }
+        let wait = (next_due - now_ms()).max(0.0);
+        sw.turn(Duration::from_micros((wait * 1000.0) as u64), c.concurrency)
+            .map_err(|e| format!("poll: {e}"))?;
+    }
+    let snap1 = snapshot(c.pid);
+    sw.set_counting(false);
+    let rss_end = rss(c.pid);
+    let drain_end = now_ms() + drain;
+    while sw.counters().window_notes_received < sw.counters().window_expected
+        && now_ms() < drain_end
+    {
+        sw.turn(Duration::from_millis(5), c.concurrency)
+            .map_err(|e| format!("poll: {e}"))?;
+    }
+    let snap0 = snap0.unwrap_or(snap1);
+    let window_s = ((snap1.0 - snap0.0) / 1000.0).max(1e-9);
+    let k = sw.counters();
+    let delivered = k.counted_received as f64;
+    let rate_rx = delivered / window_s;
+    let offered = m as f64 * rate * (room_size - 1) as f64;
+    let server_cpu = snap0.1.zip(snap1.1).map(|(a, b)| b - a);
+    let gen_cpu = snap0.2.zip(snap1.2).map(|(a, b)| b - a);
+    let per_cpu = server_cpu.filter(|s| *s > 0.0).map(|s| delivered / s);
+    let lost = k.window_expected as i64 - k.window_notes_received as i64;
+    let lat = sw.latency_us();
+
+    let mut r = Report::new("fanout");
+    r.set("rooms", rooms);
+    r.set("room_size", room_size);
+    r.set("senders_per_room", senders);
+    r.set("rate_per_sender", rate);
+    r.set("notes_per_message", notes);
+    r.set("clients", n);
+    r.set("joined", joined);
+    r.set("join_s", join_ms / 1000.0);
+    r.set("window_s", window_s);
+    r.set("offered_deliveries_per_s", offered);
+    r.set("deliveries_per_s", rate_rx);
+    r.set("server_cpu_s", server_cpu);
+    r.set("server_cpu_util", server_cpu.map(|s| s / window_s));
+    r.set("deliveries_per_server_cpu_s", per_cpu);
+    r.set("expected", k.window_expected);
+    r.set("received", k.window_notes_received);
+    r.set("lost", lost.max(0) as u64);
+    r.set("latency_p50_ms", ms(lat.quantile(0.5)));
+    r.set("latency_p99_ms", ms(lat.quantile(0.99)));
+    r.set("latency_p999_ms", ms(lat.quantile(0.999)));
+    r.set("latency_max_ms", ms(lat.max()));
+    r.set("latency_mean_ms", lat.mean() / 1000.0);
+    r.set("generator_cpu_util", gen_cpu.map(|g| g / window_s));
+    r.set("server_rss_kib", rss_end);
+    r.set("send_blocked", k.send_blocked);
+    r.line(format!(
+        "fanout: {rooms} rooms x {room_size} clients, {senders} senders/room at {rate}/s \
+         ({notes} note(s)/message); {joined}/{n} joined in {:.2} s",
+        join_ms / 1000.0
+    ));
+    r.line(format!(
+        "deliveries/s:     {} (offered {})",
+        si(rate_rx),
+        si(offered)
+    ));
+    r.line(format!(
+        "per server CPU-s: {}  (server CPU {})",
+        per_cpu.map_or("n/a (no --server-pid)".into(), si),
+        server_cpu.map_or("n/a".into(), |s| format!(
+            "{:.0}% of a core",
+            100.0 * s / window_s
+        ))
+    ));
+    r.line(format!(
+        "latency ms:       p50 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}  ({} samples)",
+        ms(lat.quantile(0.5)),
+        ms(lat.quantile(0.99)),
+        ms(lat.quantile(0.999)),
+        ms(lat.max()),
+        lat.count()
+    ));
+    r.line(format!(
+        "losses:           {} of {} expected deliveries ({:.3}%)",
+        lost,
+        k.window_expected,
+        100.0 * lost as f64 / k.window_expected.max(1) as f64
+    ));
+    r.line(format!(
+        "generator CPU:    {}   server RSS: {}",
+        gen_cpu.map_or("n/a".into(), |g| format!(
+            "{:.0}% of a core",
+            100.0 * g / window_s
+        )),
+        rss_end.map_or("n/a".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0))
+    ));
+    if gen_cpu.is_some_and(|g| g / window_s > 0.9) {
+        r.line("warning: the generator used over 90% of a core; it may be the bottleneck".into());
+    }
+    if rate_rx < offered * 0.98 || lost > 0 {
+        r.line("note: deliveries below offered load: the server is saturated or dropping".into());
+    }
+    failures(&mut r, &sw, n);
+    sw.shutdown();
+    Ok(r)
+}
+
+fn idle(a: &mut Args) -> Result<Report, String> {
+    let c = common(a, 500)?;
+    let n = clients(a, "clients", 10_000)?;
+    let room_size: usize = a.get("room-size", 100)?;
+    let settle = seconds(a, "settle", 2.0)? * 1000.0;
+    let hold = seconds(a, "hold", 10.0)? * 1000.0;
+    if c.pid.is_none() {
+        return Err("idle needs --server-pid to read the server's memory".into());
+    }
+    let rss0 = rss(c.pid);
+    let mut sw = new_swarm(&c, n, room_size.max(1))?;
+    let join_ms = join_all(&mut sw, &c)?;
+    run_for(&mut sw, settle, c.concurrency)?;
+    let rss1 = rss(c.pid);
+    run_for(&mut sw, hold, c.concurrency)?;
+    let rss2 = rss(c.pid);
+    let joined = sw.counters().joined;
+    let per = |after: Option<u64>| {
+        rss0.zip(after)
+            .map(|(b, a)| (a as f64 - b as f64) * 1024.0 / joined.max(1) as f64)
+    };
+    let mut r = Report::new("idle");
+    r.set("clients", n);
+    r.set("room_size", room_size);
+    r.set("joined", joined);
+    r.set("join_s", join_ms / 1000.0);
+    r.set("rss_before_kib", rss0);
+    r.set("rss_joined_kib", rss1);
+    r.set("rss_after_hold_kib", rss2);
+    r.set("bytes_per_connection", per(rss1));
+    r.set("bytes_per_connection_after_hold", per(rss2));
+    r.set("pings_sent", sw.counters().pings_sent);
+    let kib = |v: Option<u64>| v.map_or("n/a".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0));
+    r.line(format!(
+        "idle: {joined}/{n} clients joined rooms of {room_size} in {:.2} s",
+        join_ms / 1000.0
+    ));
+    r.line(format!(
+        "server RSS:       before {}  joined {}  after {:.0} s idle {}",
+        kib(rss0),
+        kib(rss1),
+        hold / 1000.0,
+        kib(rss2)
+    ));
+    r.line(format!(
+        "per connection:   {:.0} bytes (joined), {:.0} bytes (after idle)",
+        per(rss1).unwrap_or(f64::NAN),
+        per(rss2).unwrap_or(f64::NAN)
+    ));
+    failures(&mut r, &sw, n);
+    sw.shutdown();
+    Ok(r)
+}
+
+fn storm(a: &mut Args) -> Result<Report, String> {
+    let mut c = common(a, usize::MAX)?;
+    let n = clients(a, "clients", 10_000)?;
+    let room_size: usize = a.get("room-size", 100)?;
+    c.join_timeout_ms = seconds(a, "timeout", 30.0)? * 1000.0;
+    let cpu0 = cpu(c.pid);
+    let mut sw = new_swarm(&c, n, room_size.max(1))?;
+    let start = now_ms();
+    join_all(&mut sw, &c)?;
+    let cpu1 = cpu(c.pid);
+    let rss_after = rss(c.pid);
+    let mut joins = Hist::default();
+    let mut last = start;
+    for cl in &sw.clients {
+        if cl.state == swarm::State::Joined {
+            joins.record(((cl.joined_ms - cl.started_ms) * 1000.0).max(0.0) as u64);
+            last = last.max(cl.joined_ms);
+        }
+    }
+    let joined = sw.counters().joined;
+    let all_s = (last - start) / 1000.0;
+    let mut r = Report::new("storm");
+    r.set("clients", n);
+    r.set("room_size", room_size);
+    r.set("joined", joined);
+    r.set("all_joined_s", (joined == n).then_some(all_s));
+    r.set("last_join_s", all_s);
+    r.set("join_p50_ms", ms(joins.quantile(0.5)));
+    r.set("join_p99_ms", ms(joins.quantile(0.99)));
+    r.set("join_max_ms", ms(joins.max()));
+    r.set("server_cpu_s", cpu0.zip(cpu1).map(|(a, b)| b - a));
+    r.set("server_rss_kib", rss_after);
+    r.line(format!(
+        "storm: {joined}/{n} clients joined rooms of {room_size}; last join after {all_s:.3} s"
+    ));
+    r.line(format!(
+        "per-client join ms: p50 {:.1}  p99 {:.1}  max {:.1}",
+        ms(joins.quantile(0.5)),
+        ms(joins.quantile(0.99)),
+        ms(joins.max())
+    ));
+    if let (Some(a), Some(b)) = (cpu0, cpu1) {
+        r.line(format!("server CPU:       {:.2} s", b - a));
+    }
+    failures(&mut r, &sw, n);
+    sw.shutdown();
+    Ok(r)
+}
+
+fn startup(a: &mut Args) -> Result<Report, String> {
+    let bin: String = a
+        .opt("bin")?
+        .ok_or("startup needs --bin PATH (the server binary)")?;
+    let server: SocketAddr = a.get("server", SocketAddr::from(([127, 0, 0, 1], 9123)))?;
+    if !server.ip().is_loopback() {
+        return Err("--server must be a loopback address (127.0.0.0/8)".into());
+    }
+    let runs: usize = a.get("runs", 5usize)?.clamp(1, 50);
+    let timeout = Duration::from_secs_f64(seconds(a, "timeout", 10.0)?);
+    let server_args = if a.rest.is_empty() {
+        vec!["--listen".to_string(), server.to_string()]
+    } else {
+        a.rest.clone()
+    };
+    let mut times = Vec::new();
+    let mut rsses = Vec::new();
+    for _ in 0..runs {
+        if TcpStream::connect_timeout(&server, Duration::from_millis(100)).is_ok() {
+            return Err(format!("something already listens on {server}"));
+        }
+        let (t, rss) = startup_once(&bin, &server_args, server, timeout)?;
+        times.push(t);
+        rsses.push(rss);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let med = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let mut rss_f: Vec<f64> = rsses.iter().map(|k| *k as f64).collect();
+    let (t_min, t_max) = (
+        times.iter().copied().fold(f64::INFINITY, f64::min),
+        times.iter().copied().fold(0.0, f64::max),
+    );
+    let t_med = med(&mut times);
+    let rss_med = med(&mut rss_f);
+    let mut r = Report::new("startup");
+    r.set("runs", runs);
+    r.set("first_hi_ms_median", t_med);
+    r.set("first_hi_ms_min", t_min);
+    r.set("first_hi_ms_max", t_max);
+    r.set("rss_kib_median", rss_med);
+    r.line(format!(
+        "startup: {runs} runs of {bin}; spawn to first hi reply: median {t_med:.2} ms \
+         (min {t_min:.2}, max {t_max:.2})"
+    ));
+    r.line(format!(
+        "server RSS at that moment: median {:.2} MiB",
+        rss_med / 1024.0
+    ));
+    Ok(r)
+}
+
+/// Spawns the server once; returns milliseconds from spawn to the `hi` reply and RSS (KiB).
+fn startup_once(
+    bin: &str,
+    server_args: &[String],
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<(f64, u64), String> {
+    let t0 = Instant::now();
+    let mut child = Command::new(bin)
+        .args(server_args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {bin}: {e}"))?;
+    let result = (|| {
+        let mut sock = loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!("server exited before answering: {status}"));
+            }
+            if t0.elapsed() > timeout {
+                return Err("server did not accept a connection in time".to_string());
+            }
+            match TcpStream::connect(addr) {
+                Ok(s) => break s,
+                Err(_) => std::thread::sleep(Duration::from_micros(100)),
+            }
+        };
+        let io = |e: std::io::Error| format!("startup connection: {e}");
+        sock.set_nodelay(true).map_err(io)?;
+        sock.set_read_timeout(Some(timeout)).map_err(io)?;
+        sock.write_all(&ws::upgrade_request(&addr.to_string()))
+            .map_err(io)?;
+        let scanner = scan::Scanner::default();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 16384];
+        let mut upgraded = None;
+        loop {
+            if t0.elapsed() > timeout {
+                return Err("no hi reply in time".into());
+            }
+            let n = sock.read(&mut chunk).map_err(io)?;
+            if n == 0 {
+                return Err("server closed the connection".into());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            if upgraded.is_none() {
+                match ws::parse_upgrade_response(&buf) {
+                    ws::Upgrade::Partial => continue,
+                    ws::Upgrade::Refused(s) => return Err(format!("upgrade refused: {s}")),
+                    ws::Upgrade::Switched(used) => {
+                        buf.drain(..used);
+                        upgraded = Some(());
+                        let mut f = Vec::new();
+                        ws::encode_frame(&mut f, ws::OP_TEXT, br#"[{"m":"hi"}]"#, [7, 1, 3, 9]);
+                        sock.write_all(&f).map_err(io)?;
+                    }
+                }
+            }
+            let mut used = 0;
+            while let Ok(Some((frame, n))) = ws::parse_frame(&buf[used..]) {
+                used += n;
+                let mut hi = false;
+                scanner.for_each_message(frame.payload, |kind, _| hi |= kind == b"hi");
+                if hi {
+                    let t = t0.elapsed().as_secs_f64() * 1000.0;
+                    let rss = procfs::rss_kib(child.id()).unwrap_or(0);
+                    return Ok((t, rss));
+                }
+            }
+            buf.drain(..used);
+        }
+    })();
+    let _ = child.kill();
+    let _ = child.wait();
+    result
+}

@@ -1,0 +1,69 @@
+//! What the generator reads about processes from /proc: CPU time and resident memory.
+
+use std::fs;
+
+/// Clock ticks per second of the CPU times in /proc/PID/stat.
+pub fn ticks_per_second() -> f64 {
+    // SAFETY: sysconf only reads a system constant; it has no pointer arguments.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 { t as f64 } else { 100.0 }
+}
+
+/// User plus system CPU seconds of a process (`pid` 0 means this one).
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let path = if pid == 0 {
+        "/proc/self/stat".to_string()
+    } else {
+        format!("/proc/{pid}/stat")
+    };
+    let stat = fs::read_to_string(path).ok()?;
+    // The command name may contain spaces and parentheses: fields follow the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    // rest starts at field 3 (state); utime and stime are fields 14 and 15.
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / ticks_per_second())
+}
+
+/// Resident set size in KiB (VmRSS).
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Raises the open-file limit to its hard maximum; returns the new soft limit.
+pub fn raise_fd_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid, writable rlimit for the duration of both calls.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 1024;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let wanted = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) == 0 {
+                lim.rlim_cur = lim.rlim_max;
+            }
+        }
+    }
+    lim.rlim_cur
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_own_process() {
+        assert!(cpu_seconds(0).is_some());
+        assert!(rss_kib(std::process::id()).unwrap() > 0);
+    }
+}

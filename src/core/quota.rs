@@ -1,0 +1,182 @@
+//! The note quota every MPP client also runs (PROTOCOL.md §8.1–§8.2), and the fixed-window rate
+//! limiters behind the other limits of §8.3.
+
+use crate::config::Rate;
+
+/// Note quota parameters, as sent in `nq`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuotaParams {
+    pub allowance: u32,
+    pub max: u32,
+    pub max_hist_len: usize,
+}
+
+/// Lobbies and test rooms (the clients' `PARAMS_LOBBY`).
+pub const PARAMS_LOBBY: QuotaParams = QuotaParams { allowance: 200, max: 600, max_hist_len: 3 };
+/// Normal rooms (`PARAMS_NORMAL`).
+pub const PARAMS_NORMAL: QuotaParams = QuotaParams { allowance: 400, max: 1200, max_hist_len: 3 };
+/// The crown holder of a normal room (`PARAMS_RIDICULOUS`).
+pub const PARAMS_CROWNED: QuotaParams = QuotaParams { allowance: 600, max: 1800, max_hist_len: 3 };
+
+/// Points refill once per tick.
+pub const TICK_MS: u64 = 2_000;
+
+/// The NoteQuota algorithm with its ticks computed lazily from `now`, so an idle participant
+/// costs no timer.
+#[derive(Clone, Debug)]
+pub struct NoteQuota {
+    params: QuotaParams,
+    points: u32,
+    /// Most recent first; at most `max_hist_len` entries.
+    history: Vec<u32>,
+    /// Time of the last tick that has been applied.
+    last_tick: u64,
+}
+
+impl NoteQuota {
+    pub fn new(params: QuotaParams, now: u64) -> NoteQuota {
+        let mut quota = NoteQuota { params, points: 0, history: Vec::new(), last_tick: now };
+        quota.reset();
+        quota
+    }
+
+    pub fn params(&self) -> QuotaParams {
+        self.params
+    }
+
+    fn reset(&mut self) {
+        self.points = self.params.max;
+        self.history = vec![self.params.max; self.params.max_hist_len];
+    }
+
+    /// Changes the parameters; a change resets the points (§8.1 "set parameters").
+    pub fn set_params(&mut self, params: QuotaParams) {
+        if params != self.params {
+            self.params = params;
+            self.reset();
+        }
+    }
+
+    fn tick(&mut self) {
+        self.history.insert(0, self.points);
+        self.history.truncate(self.params.max_hist_len);
+        if self.points < self.params.max {
+            self.points = (self.points + self.params.allowance).min(self.params.max);
+        }
+    }
+
+    fn catch_up(&mut self, now: u64) {
+        let due = now.saturating_sub(self.last_tick) / TICK_MS;
+        if due == 0 {
+            return;
+        }
+        self.last_tick += due * TICK_MS;
+        // After this many ticks every state has refilled to the reset state.
+        let settle = u64::from(self.params.max / self.params.allowance.max(1)) + 1;
+        if due > settle + self.params.max_hist_len as u64 {
+            self.reset();
+        } else {
+            for _ in 0..due {
+                self.tick();
+            }
+        }
+    }
+
+    /// Spends `notes` points if the quota allows; otherwise changes nothing and refuses.
+    pub fn spend(&mut self, now: u64, notes: u32) -> bool {
+        self.catch_up(now);
+        let starved = self.history.iter().map(|&p| u64::from(p)).sum::<u64>() == 0;
+        let cost = if starved { u64::from(notes) * u64::from(self.params.allowance) } else { u64::from(notes) };
+        if u64::from(self.points) < cost {
+            return false;
+        }
+        self.points -= cost as u32;
+        true
+    }
+}
+
+/// At most `rate.count` events (or units) per window of `rate.per_ms`; a window starts with
+/// the first event after the previous one ended.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RateLimiter {
+    window_start: Option<u64>,
+    used: u64,
+}
+
+impl RateLimiter {
+    /// Records `amount` units at `now` if the window has room for them.
+    pub fn allow(&mut self, now: u64, rate: Rate, amount: u64) -> bool {
+        let expired = self.window_start.is_none_or(|start| now >= start.saturating_add(rate.per_ms) || now < start);
+        if expired {
+            self.window_start = Some(now);
+            self.used = 0;
+        }
+        if self.used + amount > u64::from(rate.count) {
+            return false;
+        }
+        self.used += amount;
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spends_down_to_zero_then_refuses() {
+        let mut q = NoteQuota::new(PARAMS_NORMAL, 0);
+        assert!(q.spend(0, 1200));
+        assert!(!q.spend(0, 1));
+        // One tick later the allowance is back.
+        assert!(q.spend(2_000, 400));
+        assert!(!q.spend(2_000, 1));
+    }
+
+    #[test]
+    fn refusal_changes_nothing() {
+        let mut q = NoteQuota::new(PARAMS_LOBBY, 0);
+        assert!(q.spend(0, 590));
+        assert!(!q.spend(0, 11));
+        assert!(q.spend(0, 10));
+    }
+
+    #[test]
+    fn starved_quota_charges_allowance_per_note() {
+        let mut q = NoteQuota::new(PARAMS_LOBBY, 0);
+        // Points at zero when each of three ticks happens.
+        assert!(q.spend(0, 600));
+        assert!(q.spend(2_000, 200));
+        assert!(q.spend(4_000, 200));
+        // At 6000 the history holds three zeros: a note costs a whole allowance (200).
+        assert!(!q.spend(6_000, 2));
+        assert!(q.spend(6_000, 1));
+        assert!(!q.spend(6_000, 1));
+    }
+
+    #[test]
+    fn long_idle_refills_completely() {
+        let mut q = NoteQuota::new(PARAMS_CROWNED, 0);
+        assert!(q.spend(0, 1800));
+        assert!(q.spend(1u64 << 40, 1800));
+    }
+
+    #[test]
+    fn new_params_reset_points() {
+        let mut q = NoteQuota::new(PARAMS_NORMAL, 0);
+        assert!(q.spend(0, 1200));
+        q.set_params(PARAMS_CROWNED);
+        assert!(q.spend(0, 1800));
+    }
+
+    #[test]
+    fn rate_limiter_windows() {
+        let rate = Rate::new(4, 6_000);
+        let mut r = RateLimiter::default();
+        for _ in 0..4 {
+            assert!(r.allow(1_000, rate, 1));
+        }
+        assert!(!r.allow(6_999, rate, 1));
+        assert!(r.allow(7_000, rate, 1));
+    }
+}

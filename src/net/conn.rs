@@ -1,0 +1,180 @@
+//! One client connection as a state machine:
+//! request head → upgrade response → open WebSocket → closing → gone,
+//! or request head → HTTP answer (in the closing state) → gone.
+//!
+//! This module owns the per-phase socket work that needs no core and no registry; the event loop
+//! moves connections between phases, registers them and talks to the core.
+
+use super::head::Head;
+use super::stream::CountingStream;
+use super::ws::Ws;
+use mio::Interest;
+use mio::net::TcpStream;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use tungstenite::{Error, WebSocket};
+
+/// A connection in the slab. Its key is its mio `Token` and its core `ConnId`.
+pub(super) struct Conn {
+    pub(super) phase: Phase,
+    pub(super) peer: SocketAddr,
+    /// Unique per accepted socket, so a timer set for an earlier holder of the key is ignored.
+    pub(super) serial: u64,
+    /// When the current phase times out (head, upgrade and closing phases).
+    pub(super) deadline: Option<u64>,
+    /// The interest the socket is registered with.
+    pub(super) interest: Interest,
+    /// Bytes are waiting for the socket to become writable.
+    pub(super) want_write: bool,
+    /// Already in the event loop's list of connections to flush this turn.
+    pub(super) dirty: bool,
+}
+
+/// Where a connection is in its life.
+pub(super) enum Phase {
+    /// Reading the HTTP request head.
+    Head { stream: TcpStream, head: Head },
+    /// Writing the `101 Switching Protocols` response.
+    Upgrading(Upgrading),
+    /// An open WebSocket known to the core.
+    Open(Box<Ws>),
+    /// Writing the last bytes, then waiting for the peer to hang up.
+    Closing(Closing),
+    /// The socket is dropped; the slab entry goes at the end of the turn.
+    Gone,
+}
+
+impl Phase {
+    /// The socket, for (re)registration; `None` once gone.
+    pub(super) fn source(&mut self) -> Option<&mut TcpStream> {
+        match self {
+            Phase::Head { stream, .. } => Some(stream),
+            Phase::Upgrading(up) => Some(&mut up.stream),
+            Phase::Open(ws) => Some(&mut ws.socket.get_mut().inner),
+            Phase::Closing(closing) => Some(closing.stream()),
+            Phase::Gone => None,
+        }
+    }
+}
+
+/// A `101` response on its way out, and the bytes that followed the request head.
+pub(super) struct Upgrading {
+    pub(super) stream: TcpStream,
+    pub(super) response: Vec<u8>,
+    pub(super) written: usize,
+    pub(super) leftover: Vec<u8>,
+}
+
+/// Progress of a phase that writes to a socket.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Progress {
+    /// Waiting for the socket; `want_write` tells whether WRITABLE matters.
+    Waiting { want_write: bool },
+    /// The phase's work is done.
+    Finished,
+    /// The peer is gone or the socket failed.
+    Failed,
+}
+
+impl Upgrading {
+    /// Writes the rest of the response.
+    pub(super) fn write(&mut self) -> Progress {
+        match write_all_nonblocking(&mut self.stream, &self.response, &mut self.written) {
+            Ok(true) => Progress::Finished,
+            Ok(false) => Progress::Waiting { want_write: true },
+            Err(_) => Progress::Failed,
+        }
+    }
+}
+
+/// What a closing connection still has to write.
+enum Tail {
+    /// A WebSocket whose buffer ends with a close frame.
+    WebSocket(Box<WebSocket<CountingStream>>),
+    /// A plain HTTP response.
+    Raw { stream: TcpStream, bytes: Vec<u8>, written: usize },
+}
+
+/// A connection on its way out: flush the tail, half-close, read and discard until the peer
+/// hangs up, so that unread input never turns the close into a reset that loses the tail.
+pub(super) struct Closing {
+    tail: Tail,
+    flushed: bool,
+}
+
+impl Closing {
+    pub(super) fn websocket(socket: WebSocket<CountingStream>) -> Closing {
+        Closing { tail: Tail::WebSocket(Box::new(socket)), flushed: false }
+    }
+
+    pub(super) fn http(stream: TcpStream, response: Vec<u8>) -> Closing {
+        Closing { tail: Tail::Raw { stream, bytes: response, written: 0 }, flushed: false }
+    }
+
+    fn stream(&mut self) -> &mut TcpStream {
+        match &mut self.tail {
+            Tail::WebSocket(socket) => &mut socket.get_mut().inner,
+            Tail::Raw { stream, .. } => stream,
+        }
+    }
+
+    /// Moves the close along as far as the socket allows. `Finished` means the peer hung up.
+    pub(super) fn progress(&mut self) -> Progress {
+        if !self.flushed {
+            let done = match &mut self.tail {
+                Tail::WebSocket(socket) => match socket.flush() {
+                    Ok(()) | Err(Error::ConnectionClosed | Error::AlreadyClosed) => Ok(true),
+                    Err(Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+                    Err(_) => Err(()),
+                },
+                Tail::Raw { stream, bytes, written } => {
+                    write_all_nonblocking(stream, bytes, written).map_err(|_| ())
+                }
+            };
+            match done {
+                Ok(true) => {
+                    self.flushed = true;
+                    // Errors only mean the peer is already gone, which the read below sees.
+                    let _ = self.stream().shutdown(Shutdown::Write);
+                }
+                Ok(false) => return Progress::Waiting { want_write: true },
+                Err(()) => return Progress::Failed,
+            }
+        }
+        discard_input(self.stream())
+    }
+}
+
+/// Writes `bytes[*written..]`; `Ok(true)` once all is written, `Ok(false)` if the socket is full.
+fn write_all_nonblocking(
+    stream: &mut TcpStream,
+    bytes: &[u8],
+    written: &mut usize,
+) -> io::Result<bool> {
+    while *written < bytes.len() {
+        match stream.write(&bytes[*written..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => *written += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
+/// Reads and drops input until the socket would block (`Waiting`) or the peer hung up.
+fn discard_input(stream: &mut TcpStream) -> Progress {
+    let mut scratch = [0u8; 4096];
+    loop {
+        match stream.read(&mut scratch) {
+            Ok(0) => return Progress::Finished,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                return Progress::Waiting { want_write: false };
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Progress::Failed,
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! The HTTP stage of a connection: read the request head into a capped buffer, then decide
+//! between a WebSocket upgrade (any path and query) and a plain HTTP answer.
+//!
+//! It never peeks: bytes read past the head belong to the WebSocket and are handed over as
+//! `leftover`. It does no socket registration and keeps no deadline; the event loop does both.
+
+use std::io::{self, Read};
+use tungstenite::handshake::machine::TryParse;
+use tungstenite::handshake::server::{Request, create_response, write_response};
+
+/// How many bytes one read asks for while the head is incomplete.
+const READ_CHUNK: usize = 2048;
+
+/// A request head being read.
+pub(super) struct Head {
+    buf: Vec<u8>,
+    cap: usize,
+}
+
+/// What the head reader decided after draining the socket.
+pub(super) enum HeadStep {
+    /// The head is incomplete and the socket has nothing more for now.
+    Pending,
+    /// The peer hung up (or the socket failed) before finishing its request.
+    Gone,
+    /// Not an acceptable upgrade: write this HTTP response, then close.
+    Reject(Vec<u8>),
+    /// A WebSocket upgrade: write `response`, then the WebSocket starts with `leftover`.
+    Upgrade {
+        request: Box<Request>,
+        response: Vec<u8>,
+        leftover: Vec<u8>,
+    },
+}
+
+impl Head {
+    /// A reader that gives up on heads longer than `cap` bytes.
+    pub(super) fn new(cap: usize) -> Head {
+        Head { buf: Vec::new(), cap: cap.max(1) }
+    }
+
+    /// Reads until the head is complete, the cap is reached or the socket would block.
+    pub(super) fn read_from(&mut self, stream: &mut impl Read) -> HeadStep {
+        loop {
+            let start = self.buf.len();
+            let want = READ_CHUNK.min(self.cap - start);
+            self.buf.resize(start + want, 0);
+            let result = stream.read(&mut self.buf[start..]);
+            let got = match &result {
+                Ok(n) => *n,
+                Err(_) => 0,
+            };
+            self.buf.truncate(start + got);
+            match result {
+                Ok(0) => return HeadStep::Gone,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return HeadStep::Pending,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return HeadStep::Gone,
+            }
+            match Request::try_parse(&self.buf) {
+                Ok(Some((len, request))) => return self.decide(len, request),
+                Ok(None) if self.buf.len() >= self.cap => {
+                    return HeadStep::Reject(http_response(431, "Request Header Fields Too Large"));
+                }
+                Ok(None) => {}
+                Err(_) => return HeadStep::Reject(bad_request()),
+            }
+        }
+    }
+
+    fn decide(&mut self, len: usize, request: Request) -> HeadStep {
+        let Ok(response) = create_response(&request) else {
+            return HeadStep::Reject(bad_request());
+        };
+        let mut bytes = Vec::with_capacity(160);
+        if write_response(&mut bytes, &response).is_err() {
+            return HeadStep::Reject(bad_request());
+        }
+        HeadStep::Upgrade {
+            request: Box::new(request),
+            response: bytes,
+            leftover: self.buf.split_off(len),
+        }
+    }
+}
+
+/// The answer to a request that is not a WebSocket upgrade.
+pub(super) fn bad_request() -> Vec<u8> {
+    http_response(400, "Bad Request")
+}
+
+/// The answer to a client that did not finish its request head in time.
+pub(super) fn request_timeout() -> Vec<u8> {
+    http_response(408, "Request Timeout")
+}
+
+/// A complete `Connection: close` response whose body repeats the status line.
+fn http_response(status: u16, reason: &str) -> Vec<u8> {
+    let body = format!("{status} {reason}\n");
+    format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+
+    /// A socket that yields the given chunks, then would block.
+    struct Chunks(VecDeque<Vec<u8>>);
+
+    impl Read for Chunks {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let Some(mut chunk) = self.0.pop_front() else {
+                return Err(io::ErrorKind::WouldBlock.into());
+            };
+            let n = chunk.len().min(buf.len());
+            buf[..n].copy_from_slice(&chunk[..n]);
+            if n < chunk.len() {
+                self.0.push_front(chunk.split_off(n));
+            }
+            Ok(n)
+        }
+    }
+
+    fn chunks(parts: &[&[u8]]) -> Chunks {
+        Chunks(parts.iter().map(|p| p.to_vec()).collect())
+    }
+
+    const UPGRADE: &[u8] = b"GET /ws?x=1 HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\
+        Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+        Sec-WebSocket-Version: 13\r\n\r\n";
+
+    fn status_line(bytes: &[u8]) -> String {
+        let text = String::from_utf8_lossy(bytes);
+        text.lines().next().unwrap_or_default().to_string()
+    }
+
+    #[test]
+    fn upgrade_split_across_reads_keeps_leftover() {
+        let (a, b) = UPGRADE.split_at(30);
+        let mut head = Head::new(8192);
+        assert!(matches!(head.read_from(&mut chunks(&[a])), HeadStep::Pending));
+        let mut tail = b.to_vec();
+        tail.extend_from_slice(b"\x81\x80");
+        match head.read_from(&mut chunks(&[&tail])) {
+            HeadStep::Upgrade { request, response, leftover } => {
+                assert_eq!(request.uri().path(), "/ws");
+                assert_eq!(leftover, b"\x81\x80");
+                let text = String::from_utf8_lossy(&response).to_string();
+                assert!(text.starts_with("HTTP/1.1 101"), "{text}");
+                assert!(text.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "{text}");
+            }
+            _ => panic!("expected an upgrade"),
+        }
+    }
+
+    #[test]
+    fn plain_get_is_rejected_with_400() {
+        let mut head = Head::new(8192);
+        match head.read_from(&mut chunks(&[b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"])) {
+            HeadStep::Reject(bytes) => {
+                assert_eq!(status_line(&bytes), "HTTP/1.1 400 Bad Request");
+                let text = String::from_utf8_lossy(&bytes).to_string();
+                assert!(text.contains("Content-Length: 16\r\n"), "{text}");
+                assert!(text.ends_with("\r\n\r\n400 Bad Request\n"), "{text}");
+            }
+            _ => panic!("expected a rejection"),
+        }
+    }
+
+    #[test]
+    fn other_methods_and_garbage_are_rejected() {
+        for input in [&b"POST / HTTP/1.1\r\n\r\n"[..], b"\x16\x03\x01garbage\r\n\r\n"] {
+            let mut head = Head::new(8192);
+            assert!(matches!(head.read_from(&mut chunks(&[input])), HeadStep::Reject(_)));
+        }
+    }
+
+    #[test]
+    fn head_over_the_cap_is_rejected_with_431() {
+        let mut head = Head::new(64);
+        let long = [b'a'; 100];
+        match head.read_from(&mut chunks(&[b"GET / HTTP/1.1\r\nX: ", &long])) {
+            HeadStep::Reject(bytes) => assert!(status_line(&bytes).contains("431")),
+            _ => panic!("expected a rejection"),
+        }
+    }
+
+    #[test]
+    fn hang_up_before_the_end_is_gone() {
+        let mut head = Head::new(8192);
+        let mut stream = chunks(&[b"GET / HT"]);
+        assert!(matches!(head.read_from(&mut stream), HeadStep::Pending));
+        stream.0.push_back(Vec::new());
+        assert!(matches!(head.read_from(&mut stream), HeadStep::Gone));
+    }
+}
