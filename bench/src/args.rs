@@ -32,11 +32,7 @@ impl Args {
                 flags.push(key.to_string());
             }
         }
-        Ok(Args {
-            values,
-            flags,
-            rest,
-        })
+        Ok(Args { values, flags, rest })
     }
 
     pub fn flag(&mut self, name: &str) -> bool {
@@ -48,10 +44,7 @@ impl Args {
     pub fn opt<T: FromStr>(&mut self, name: &str) -> Result<Option<T>, String> {
         match self.values.remove(name) {
             None => Ok(None),
-            Some(v) => v
-                .parse()
-                .map(Some)
-                .map_err(|_| format!("--{name}: cannot use {v:?}")),
+            Some(v) => v.parse().map(Some).map_err(|_| format!("--{name}: cannot use {v:?}")),
         }
     }
 
@@ -61,17 +54,8 @@ impl Args {
 
     /// Fails on any option no getter asked for.
     pub fn finish(self) -> Result<(), String> {
-        let unknown: Vec<String> = self
-            .values
-            .keys()
-            .chain(self.flags.iter())
-            .map(|k| format!("--{k}"))
-            .collect();
-        if unknown.is_empty() {
-            Ok(())
-        } else {
-            Err(format!("unknown option(s): {}", unknown.join(", ")))
-        }
+        let unknown: Vec<String> = self.values.keys().chain(self.flags.iter()).map(|k| format!("--{k}")).collect();
+        if unknown.is_empty() { Ok(()) } else { Err(format!("unknown option(s): {}", unknown.join(", "))) }
     }
 }
 

@@ -13,12 +13,7 @@ pub struct Hist {
 
 impl Default for Hist {
     fn default() -> Self {
-        Hist {
-            counts: vec![0; BUCKETS],
-            count: 0,
-            max: 0,
-            sum: 0,
-        }
+        Hist { counts: vec![0; BUCKETS], count: 0, max: 0, sum: 0 }
     }
 }
 
@@ -60,11 +55,7 @@ impl Hist {
     }
 
     pub fn mean(&self) -> f64 {
-        if self.count == 0 {
-            0.0
-        } else {
-            self.sum as f64 / self.count as f64
-        }
+        if self.count == 0 { 0.0 } else { self.sum as f64 / self.count as f64 }
     }
 
     /// The value at quantile `q` (0–1), 0 when empty.
@@ -96,10 +87,7 @@ mod tests {
             assert!(i == last || i == last + 1, "gap at {v}");
             last = i;
             let back = value(i);
-            assert!(
-                back.abs_diff(v) as f64 <= v as f64 * 0.016 + 0.5,
-                "{v} -> {back}"
-            );
+            assert!(back.abs_diff(v) as f64 <= v as f64 * 0.016 + 0.5, "{v} -> {back}");
         }
         assert!(index(u64::MAX) < BUCKETS);
     }

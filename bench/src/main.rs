@@ -112,9 +112,7 @@ fn common(a: &mut Args, default_concurrency: usize) -> Result<Common, String> {
 fn seconds(a: &mut Args, name: &str, default: f64) -> Result<f64, String> {
     let v: f64 = a.get(name, default)?;
     if !(0.0..=MAX_SECONDS).contains(&v) {
-        return Err(format!(
-            "--{name} must be between 0 and {MAX_SECONDS} seconds"
-        ));
+        return Err(format!("--{name} must be between 0 and {MAX_SECONDS} seconds"));
     }
     Ok(v)
 }
@@ -147,9 +145,7 @@ fn room_prefix() -> String {
 fn new_swarm(c: &Common, n: usize, room_size: usize) -> Result<Swarm, String> {
     let limit = procfs::raise_fd_limit();
     if (n as u64) + 64 > limit {
-        return Err(format!(
-            "{n} clients need more open files than the limit allows ({limit})"
-        ));
+        return Err(format!("{n} clients need more open files than the limit allows ({limit})"));
     }
     Swarm::new(swarm::Config {
         server: c.server,
@@ -168,8 +164,7 @@ fn join_all(sw: &mut Swarm, c: &Common) -> Result<f64, String> {
     let n = sw.clients.len();
     sw.start_more(c.concurrency);
     while sw.settled() < n && now_ms() - start < c.join_timeout_ms {
-        sw.turn(Duration::from_millis(5), c.concurrency)
-            .map_err(|e| format!("poll: {e}"))?;
+        sw.turn(Duration::from_millis(5), c.concurrency).map_err(|e| format!("poll: {e}"))?;
     }
     Ok(now_ms() - start)
 }
@@ -178,8 +173,7 @@ fn join_all(sw: &mut Swarm, c: &Common) -> Result<f64, String> {
 fn run_for(sw: &mut Swarm, ms: f64, concurrency: usize) -> Result<(), String> {
     let end = now_ms() + ms;
     while now_ms() < end {
-        sw.turn(Duration::from_millis(10), concurrency)
-            .map_err(|e| format!("poll: {e}"))?;
+        sw.turn(Duration::from_millis(10), concurrency).map_err(|e| format!("poll: {e}"))?;
     }
     Ok(())
 }
@@ -188,11 +182,7 @@ fn failures(r: &mut Report, sw: &Swarm, n: usize) {
     let c = sw.counters();
     let not_settled = n - sw.settled();
     r.set("failed", c.failed + not_settled);
-    let mut reasons: Vec<String> = c
-        .failures
-        .iter()
-        .map(|(why, k)| format!("{k}x {why}"))
-        .collect();
+    let mut reasons: Vec<String> = c.failures.iter().map(|(why, k)| format!("{k}x {why}")).collect();
     if not_settled > 0 {
         reasons.push(format!("{not_settled}x no ch reply before the timeout"));
     }
@@ -244,9 +234,8 @@ fn fanout(a: &mut Args) -> Result<Report, String> {
     let mut sw = new_swarm(&c, n, room_size)?;
     let join_ms = join_all(&mut sw, &c)?;
     let joined = sw.counters().joined;
-    let sender_ids: Vec<usize> = (0..n)
-        .filter(|i| i % room_size < senders && sw.clients[*i].state == swarm::State::Joined)
-        .collect();
+    let sender_ids: Vec<usize> =
+        (0..n).filter(|i| i % room_size < senders && sw.clients[*i].state == swarm::State::Joined).collect();
     let m = sender_ids.len();
     let period = 1000.0 / rate;
     let t0 = now_ms() + 20.0;
@@ -285,18 +274,14 @@ fn fanout(a: &mut Args) -> Result<Report, String> {
             }
         }
         let wait = (next_due - now_ms()).max(0.0);
-        sw.turn(Duration::from_micros((wait * 1000.0) as u64), c.concurrency)
-            .map_err(|e| format!("poll: {e}"))?;
+        sw.turn(Duration::from_micros((wait * 1000.0) as u64), c.concurrency).map_err(|e| format!("poll: {e}"))?;
     }
     let snap1 = snapshot(c.pid);
     sw.set_counting(false);
     let rss_end = rss(c.pid);
     let drain_end = now_ms() + drain;
-    while sw.counters().window_notes_received < sw.counters().window_expected
-        && now_ms() < drain_end
-    {
-        sw.turn(Duration::from_millis(5), c.concurrency)
-            .map_err(|e| format!("poll: {e}"))?;
+    while sw.counters().window_notes_received < sw.counters().window_expected && now_ms() < drain_end {
+        sw.turn(Duration::from_millis(5), c.concurrency).map_err(|e| format!("poll: {e}"))?;
     }
     let snap0 = snap0.unwrap_or(snap1);
     let window_s = ((snap1.0 - snap0.0) / 1000.0).max(1e-9);
@@ -341,18 +326,11 @@ fn fanout(a: &mut Args) -> Result<Report, String> {
          ({notes} note(s)/message); {joined}/{n} joined in {:.2} s",
         join_ms / 1000.0
     ));
-    r.line(format!(
-        "deliveries/s:     {} (offered {})",
-        si(rate_rx),
-        si(offered)
-    ));
+    r.line(format!("deliveries/s:     {} (offered {})", si(rate_rx), si(offered)));
     r.line(format!(
         "per server CPU-s: {}  (server CPU {})",
         per_cpu.map_or("n/a (no --server-pid)".into(), si),
-        server_cpu.map_or("n/a".into(), |s| format!(
-            "{:.0}% of a core",
-            100.0 * s / window_s
-        ))
+        server_cpu.map_or("n/a".into(), |s| format!("{:.0}% of a core", 100.0 * s / window_s))
     ));
     r.line(format!(
         "latency ms:       p50 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}  ({} samples)",
@@ -370,10 +348,7 @@ fn fanout(a: &mut Args) -> Result<Report, String> {
     ));
     r.line(format!(
         "generator CPU:    {}   server RSS: {}",
-        gen_cpu.map_or("n/a".into(), |g| format!(
-            "{:.0}% of a core",
-            100.0 * g / window_s
-        )),
+        gen_cpu.map_or("n/a".into(), |g| format!("{:.0}% of a core", 100.0 * g / window_s)),
         rss_end.map_or("n/a".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0))
     ));
     if gen_cpu.is_some_and(|g| g / window_s > 0.9) {
@@ -404,10 +379,7 @@ fn idle(a: &mut Args) -> Result<Report, String> {
     run_for(&mut sw, hold, c.concurrency)?;
     let rss2 = rss(c.pid);
     let joined = sw.counters().joined;
-    let per = |after: Option<u64>| {
-        rss0.zip(after)
-            .map(|(b, a)| (a as f64 - b as f64) * 1024.0 / joined.max(1) as f64)
-    };
+    let per = |after: Option<u64>| rss0.zip(after).map(|(b, a)| (a as f64 - b as f64) * 1024.0 / joined.max(1) as f64);
     let mut r = Report::new("idle");
     r.set("clients", n);
     r.set("room_size", room_size);
@@ -420,10 +392,7 @@ fn idle(a: &mut Args) -> Result<Report, String> {
     r.set("bytes_per_connection_after_hold", per(rss2));
     r.set("pings_sent", sw.counters().pings_sent);
     let kib = |v: Option<u64>| v.map_or("n/a".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0));
-    r.line(format!(
-        "idle: {joined}/{n} clients joined rooms of {room_size} in {:.2} s",
-        join_ms / 1000.0
-    ));
+    r.line(format!("idle: {joined}/{n} clients joined rooms of {room_size} in {:.2} s", join_ms / 1000.0));
     r.line(format!(
         "server RSS:       before {}  joined {}  after {:.0} s idle {}",
         kib(rss0),
@@ -473,9 +442,7 @@ fn storm(a: &mut Args) -> Result<Report, String> {
     r.set("join_max_ms", ms(joins.max()));
     r.set("server_cpu_s", cpu0.zip(cpu1).map(|(a, b)| b - a));
     r.set("server_rss_kib", rss_after);
-    r.line(format!(
-        "storm: {joined}/{n} clients joined rooms of {room_size}; last join after {all_s:.3} s"
-    ));
+    r.line(format!("storm: {joined}/{n} clients joined rooms of {room_size}; last join after {all_s:.3} s"));
     r.line(format!(
         "per-client join ms: p50 {:.1}  p99 {:.1}  max {:.1}",
         ms(joins.quantile(0.5)),
@@ -491,20 +458,14 @@ fn storm(a: &mut Args) -> Result<Report, String> {
 }
 
 fn startup(a: &mut Args) -> Result<Report, String> {
-    let bin: String = a
-        .opt("bin")?
-        .ok_or("startup needs --bin PATH (the server binary)")?;
+    let bin: String = a.opt("bin")?.ok_or("startup needs --bin PATH (the server binary)")?;
     let server: SocketAddr = a.get("server", SocketAddr::from(([127, 0, 0, 1], 9123)))?;
     if !server.ip().is_loopback() {
         return Err("--server must be a loopback address (127.0.0.0/8)".into());
     }
     let runs: usize = a.get("runs", 5usize)?.clamp(1, 50);
     let timeout = Duration::from_secs_f64(seconds(a, "timeout", 10.0)?);
-    let server_args = if a.rest.is_empty() {
-        vec!["--listen".to_string(), server.to_string()]
-    } else {
-        a.rest.clone()
-    };
+    let server_args = if a.rest.is_empty() { vec!["--listen".to_string(), server.to_string()] } else { a.rest.clone() };
     let mut times = Vec::new();
     let mut rsses = Vec::new();
     for _ in 0..runs {
@@ -521,10 +482,8 @@ fn startup(a: &mut Args) -> Result<Report, String> {
         v[v.len() / 2]
     };
     let mut rss_f: Vec<f64> = rsses.iter().map(|k| *k as f64).collect();
-    let (t_min, t_max) = (
-        times.iter().copied().fold(f64::INFINITY, f64::min),
-        times.iter().copied().fold(0.0, f64::max),
-    );
+    let (t_min, t_max) =
+        (times.iter().copied().fold(f64::INFINITY, f64::min), times.iter().copied().fold(0.0, f64::max));
     let t_med = med(&mut times);
     let rss_med = med(&mut rss_f);
     let mut r = Report::new("startup");
@@ -537,20 +496,12 @@ fn startup(a: &mut Args) -> Result<Report, String> {
         "startup: {runs} runs of {bin}; spawn to first hi reply: median {t_med:.2} ms \
          (min {t_min:.2}, max {t_max:.2})"
     ));
-    r.line(format!(
-        "server RSS at that moment: median {:.2} MiB",
-        rss_med / 1024.0
-    ));
+    r.line(format!("server RSS at that moment: median {:.2} MiB", rss_med / 1024.0));
     Ok(r)
 }
 
 /// Spawns the server once; returns milliseconds from spawn to the `hi` reply and RSS (KiB).
-fn startup_once(
-    bin: &str,
-    server_args: &[String],
-    addr: SocketAddr,
-    timeout: Duration,
-) -> Result<(f64, u64), String> {
+fn startup_once(bin: &str, server_args: &[String], addr: SocketAddr, timeout: Duration) -> Result<(f64, u64), String> {
     let t0 = Instant::now();
     let mut child = Command::new(bin)
         .args(server_args)
@@ -575,8 +526,7 @@ fn startup_once(
         let io = |e: std::io::Error| format!("startup connection: {e}");
         sock.set_nodelay(true).map_err(io)?;
         sock.set_read_timeout(Some(timeout)).map_err(io)?;
-        sock.write_all(&ws::upgrade_request(&addr.to_string()))
-            .map_err(io)?;
+        sock.write_all(&ws::upgrade_request(&addr.to_string())).map_err(io)?;
         let scanner = scan::Scanner::default();
         let mut buf = Vec::new();
         let mut chunk = [0u8; 16384];

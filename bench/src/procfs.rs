@@ -11,11 +11,7 @@ pub fn ticks_per_second() -> f64 {
 
 /// User plus system CPU seconds of a process (`pid` 0 means this one).
 pub fn cpu_seconds(pid: u32) -> Option<f64> {
-    let path = if pid == 0 {
-        "/proc/self/stat".to_string()
-    } else {
-        format!("/proc/{pid}/stat")
-    };
+    let path = if pid == 0 { "/proc/self/stat".to_string() } else { format!("/proc/{pid}/stat") };
     let stat = fs::read_to_string(path).ok()?;
     // The command name may contain spaces and parentheses: fields follow the last ')'.
     let rest = &stat[stat.rfind(')')? + 1..];
@@ -35,20 +31,14 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
 
 /// Raises the open-file limit to its hard maximum; returns the new soft limit.
 pub fn raise_fd_limit() -> u64 {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: `lim` is a valid, writable rlimit for the duration of both calls.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
             return 1024;
         }
         if lim.rlim_cur < lim.rlim_max {
-            let wanted = libc::rlimit {
-                rlim_cur: lim.rlim_max,
-                rlim_max: lim.rlim_max,
-            };
+            let wanted = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
             if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) == 0 {
                 lim.rlim_cur = lim.rlim_max;
             }

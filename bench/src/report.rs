@@ -9,11 +9,7 @@ pub enum Value {
 
 impl From<f64> for Value {
     fn from(v: f64) -> Self {
-        if v.is_finite() {
-            Value::Num(v)
-        } else {
-            Value::Missing
-        }
+        if v.is_finite() { Value::Num(v) } else { Value::Missing }
     }
 }
 impl From<u64> for Value {
@@ -50,10 +46,7 @@ pub struct Report {
 
 impl Report {
     pub fn new(scenario: &str) -> Report {
-        Report {
-            fields: vec![("scenario".into(), scenario.into())],
-            lines: Vec::new(),
-        }
+        Report { fields: vec![("scenario".into(), scenario.into())], lines: Vec::new() }
     }
 
     pub fn set(&mut self, key: &str, v: impl Into<Value>) {
@@ -136,10 +129,7 @@ mod tests {
         r.set("c", None::<u64>);
         r.set("d", "q\"");
         r.set("e", f64::NAN);
-        assert_eq!(
-            r.json(),
-            r#"{"scenario":"x","a":1.5,"b":3,"c":null,"d":"q\"","e":null}"#
-        );
+        assert_eq!(r.json(), r#"{"scenario":"x","a":1.5,"b":3,"c":null,"d":"q\"","e":null}"#);
         assert_eq!(si(1_234_567.0), "1.23M");
     }
 }

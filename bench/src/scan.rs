@@ -12,10 +12,7 @@ pub struct Scanner {
 
 impl Default for Scanner {
     fn default() -> Self {
-        Scanner {
-            kind: Finder::new(b"\"m\":\""),
-            time: Finder::new(b"\"t\":"),
-        }
+        Scanner { kind: Finder::new(b"\"m\":\""), time: Finder::new(b"\"t\":") }
     }
 }
 
@@ -44,10 +41,8 @@ impl Scanner {
 
 /// Parses the JSON number at the start of `text`.
 pub fn parse_number(text: &[u8]) -> Option<f64> {
-    let len = text
-        .iter()
-        .position(|b| !matches!(b, b'0'..=b'9' | b'.' | b'-' | b'+' | b'e' | b'E'))
-        .unwrap_or(text.len());
+    let len =
+        text.iter().position(|b| !matches!(b, b'0'..=b'9' | b'.' | b'-' | b'+' | b'e' | b'E')).unwrap_or(text.len());
     std::str::from_utf8(&text[..len]).ok()?.parse().ok()
 }
 
@@ -61,18 +56,11 @@ mod tests {
         let frame = br#"[{"m":"n","t":1700000000123.456,"p":"ab","n":[{"n":"a1","v":0.5}]},{"m":"a","a":"say \"m\":\"n\"","t":5},{"m":"n","p":"cd","n":[{"n":"b2"}],"t":17}]"#;
         let mut seen = Vec::new();
         s.for_each_message(frame, |kind, rest| {
-            seen.push((
-                String::from_utf8(kind.to_vec()).unwrap(),
-                (kind == b"n").then(|| s.time(rest)).flatten(),
-            ))
+            seen.push((String::from_utf8(kind.to_vec()).unwrap(), (kind == b"n").then(|| s.time(rest)).flatten()))
         });
         assert_eq!(
             seen,
-            vec![
-                ("n".to_string(), Some(1700000000123.456)),
-                ("a".to_string(), None),
-                ("n".to_string(), Some(17.0)),
-            ]
+            vec![("n".to_string(), Some(1700000000123.456)), ("a".to_string(), None), ("n".to_string(), Some(17.0)),]
         );
     }
 

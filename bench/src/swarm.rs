@@ -20,10 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// Milliseconds since the Unix epoch, with fraction: the clock of every `t` the generator sends
 /// and of every latency it computes.
 pub fn now_ms() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64() * 1000.0)
-        .unwrap_or(0.0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0)
 }
 
 const READ_CHUNK: usize = 64 * 1024;
@@ -128,19 +125,10 @@ pub fn source_addr(base: Ipv4Addr, i: usize) -> Ipv4Addr {
 
 impl Swarm {
     pub fn new(cfg: Config) -> io::Result<Swarm> {
-        assert!(
-            cfg.server.ip().is_loopback(),
-            "the server must be on 127.0.0.0/8"
-        );
+        assert!(cfg.server.ip().is_loopback(), "the server must be on 127.0.0.0/8");
         let rooms = cfg.clients.div_ceil(cfg.room_size.max(1));
         let ch = (0..rooms)
-            .map(|r| {
-                format!(
-                    "[{{\"m\":\"ch\",\"_id\":\"{}{}\",\"set\":{{}}}}]",
-                    cfg.room_prefix, r
-                )
-                .into_bytes()
-            })
+            .map(|r| format!("[{{\"m\":\"ch\",\"_id\":\"{}{}\",\"set\":{{}}}}]", cfg.room_prefix, r).into_bytes())
             .collect();
         let clients = (0..cfg.clients)
             .map(|i| Client {
@@ -231,11 +219,7 @@ impl Swarm {
             Err(e) => return Err(e),
         }
         let mut stream = TcpStream::from_std(sock.into());
-        self.poll.registry().register(
-            &mut stream,
-            Token(i),
-            Interest::READABLE | Interest::WRITABLE,
-        )?;
+        self.poll.registry().register(&mut stream, Token(i), Interest::READABLE | Interest::WRITABLE)?;
         let c = &mut self.clients[i];
         c.sock = Some(stream);
         c.state = State::Connecting;
@@ -252,13 +236,7 @@ impl Swarm {
             Err(e) => return Err(e),
         }
         let settled_before = self.ctx.finished_joins;
-        let Swarm {
-            events,
-            clients,
-            ctx,
-            scratch,
-            ..
-        } = self;
+        let Swarm { events, clients, ctx, scratch, .. } = self;
         for ev in events.iter() {
             let Some(c) = clients.get_mut(ev.token().0) else {
                 continue;
@@ -301,12 +279,7 @@ impl Swarm {
         let now = now_ms();
         let us = (now * 1000.0) as u64;
         ctx.payload.clear();
-        let _ = write!(
-            ctx.payload,
-            "[{{\"m\":\"n\",\"t\":{}.{:03},\"n\":[",
-            us / 1000,
-            us % 1000
-        );
+        let _ = write!(ctx.payload, "[{{\"m\":\"n\",\"t\":{}.{:03},\"n\":[", us / 1000, us % 1000);
         for k in 0..notes.max(1) {
             if k > 0 {
                 ctx.payload.push(b',');
@@ -317,8 +290,7 @@ impl Swarm {
         ctx.counters.notes_sent += 1;
         let t = (us / 1000) as f64 + (us % 1000) as f64 / 1000.0;
         if t >= ctx.window.0 && t < ctx.window.1 {
-            ctx.counters.window_expected +=
-                ctx.room_alive[c.room as usize].saturating_sub(1) as u64;
+            ctx.counters.window_expected += ctx.room_alive[c.room as usize].saturating_sub(1) as u64;
         }
         ctx.send_payload(c, ws::OP_TEXT);
         true
@@ -348,12 +320,7 @@ impl Ctx {
         c.state = State::Dead;
         c.sock = None;
         self.counters.failed += 1;
-        match self
-            .counters
-            .failures
-            .iter_mut()
-            .find(|(r, _)| *r == reason)
-        {
+        match self.counters.failures.iter_mut().find(|(r, _)| *r == reason) {
             Some((_, n)) => *n += 1,
             None => self.counters.failures.push((reason, 1)),
         }

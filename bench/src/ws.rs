@@ -104,13 +104,7 @@ pub fn parse_frame(buf: &[u8]) -> Result<Option<(Frame<'_>, usize)>, &'static st
     if buf.len() < total {
         return Ok(None);
     }
-    Ok(Some((
-        Frame {
-            opcode,
-            payload: &buf[header..total],
-        },
-        total,
-    )))
+    Ok(Some((Frame { opcode, payload: &buf[header..total] }, total)))
 }
 
 /// The status code of a close frame's payload, if it has one.
@@ -125,19 +119,12 @@ mod tests {
     fn unmask(frame: &[u8]) -> (u8, Vec<u8>) {
         let (len, mut pos) = match frame[1] & 0x7F {
             126 => (u16::from_be_bytes([frame[2], frame[3]]) as usize, 4),
-            127 => (
-                u64::from_be_bytes(frame[2..10].try_into().unwrap()) as usize,
-                10,
-            ),
+            127 => (u64::from_be_bytes(frame[2..10].try_into().unwrap()) as usize, 10),
             n => (n as usize, 2),
         };
         let mask = [frame[pos], frame[pos + 1], frame[pos + 2], frame[pos + 3]];
         pos += 4;
-        let data = frame[pos..pos + len]
-            .iter()
-            .enumerate()
-            .map(|(i, b)| b ^ mask[i & 3])
-            .collect();
+        let data = frame[pos..pos + len].iter().enumerate().map(|(i, b)| b ^ mask[i & 3]).collect();
         (frame[0], data)
     }
 
