@@ -127,9 +127,7 @@ impl Closing {
                     Err(Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
                     Err(_) => Err(()),
                 },
-                Tail::Raw { stream, bytes, written } => {
-                    write_all_nonblocking(stream, bytes, written).map_err(|_| ())
-                }
+                Tail::Raw { stream, bytes, written } => write_all_nonblocking(stream, bytes, written).map_err(|_| ()),
             };
             match done {
                 Ok(true) => {
@@ -146,11 +144,7 @@ impl Closing {
 }
 
 /// Writes `bytes[*written..]`; `Ok(true)` once all is written, `Ok(false)` if the socket is full.
-fn write_all_nonblocking(
-    stream: &mut TcpStream,
-    bytes: &[u8],
-    written: &mut usize,
-) -> io::Result<bool> {
+fn write_all_nonblocking(stream: &mut TcpStream, bytes: &[u8], written: &mut usize) -> io::Result<bool> {
     while *written < bytes.len() {
         match stream.write(&bytes[*written..]) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),

@@ -114,8 +114,7 @@ impl EventLoop {
             for event in events.iter() {
                 self.on_event(event, now);
             }
-            if self.shutdown_requested.load(Ordering::Acquire) && self.shutdown_deadline.is_none()
-            {
+            if self.shutdown_requested.load(Ordering::Acquire) && self.shutdown_deadline.is_none() {
                 self.begin_shutdown(now);
             }
             self.run_timers(now);
@@ -203,8 +202,7 @@ impl EventLoop {
     fn add_conn(&mut self, mut stream: mio::net::TcpStream, peer: std::net::SocketAddr, now: u64) {
         let entry = self.conns.vacant_entry();
         let key = entry.key();
-        if let Err(e) = self.poll.registry().register(&mut stream, Token(key), Interest::READABLE)
-        {
+        if let Err(e) = self.poll.registry().register(&mut stream, Token(key), Interest::READABLE) {
             warn!("cannot register connection from {peer}: {e}");
             return;
         }
@@ -242,12 +240,10 @@ impl EventLoop {
             }
             HeadStep::Upgrade { request, response, leftover } => {
                 debug!("conn {key}: {} upgrades on {}", conn.peer, request.uri());
-                let Phase::Head { stream, .. } = std::mem::replace(&mut conn.phase, Phase::Gone)
-                else {
+                let Phase::Head { stream, .. } = std::mem::replace(&mut conn.phase, Phase::Gone) else {
                     return;
                 };
-                conn.phase =
-                    Phase::Upgrading(Upgrading { stream, response, written: 0, leftover });
+                conn.phase = Phase::Upgrading(Upgrading { stream, response, written: 0, leftover });
                 self.write_upgrade(key, now);
             }
         }
@@ -508,9 +504,7 @@ impl EventLoop {
                 Phase::Open(_) | Phase::Gone => {}
             }
         }
-        if self.shutdown_deadline.is_none()
-            && self.core.next_deadline().is_some_and(|at| at <= now)
-        {
+        if self.shutdown_deadline.is_none() && self.core.next_deadline().is_some_and(|at| at <= now) {
             self.core.handle(now, Input::Tick);
             self.route(now);
         }
@@ -519,11 +513,7 @@ impl EventLoop {
     /// Registers WRITABLE interest only while bytes wait for the socket.
     fn sync_interest(&mut self, key: usize) {
         let Some(conn) = self.conns.get_mut(key) else { return };
-        let wanted = if conn.want_write {
-            Interest::READABLE | Interest::WRITABLE
-        } else {
-            Interest::READABLE
-        };
+        let wanted = if conn.want_write { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
         if wanted == conn.interest {
             return;
         }

@@ -26,11 +26,7 @@ pub(super) enum HeadStep {
     /// Not an acceptable upgrade: write this HTTP response, then close.
     Reject(Vec<u8>),
     /// A WebSocket upgrade: write `response`, then the WebSocket starts with `leftover`.
-    Upgrade {
-        request: Box<Request>,
-        response: Vec<u8>,
-        leftover: Vec<u8>,
-    },
+    Upgrade { request: Box<Request>, response: Vec<u8>, leftover: Vec<u8> },
 }
 
 impl Head {
@@ -77,11 +73,7 @@ impl Head {
         if write_response(&mut bytes, &response).is_err() {
             return HeadStep::Reject(bad_request());
         }
-        HeadStep::Upgrade {
-            request: Box::new(request),
-            response: bytes,
-            leftover: self.buf.split_off(len),
-        }
+        HeadStep::Upgrade { request: Box::new(request), response: bytes, leftover: self.buf.split_off(len) }
     }
 }
 

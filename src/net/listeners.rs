@@ -25,8 +25,7 @@ pub(super) fn bind_all(addrs: &[SocketAddr]) -> io::Result<Vec<TcpListener>> {
     addrs
         .iter()
         .map(|addr| {
-            TcpListener::bind(*addr)
-                .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
+            TcpListener::bind(*addr).map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
         })
         .collect()
 }
@@ -40,9 +39,7 @@ pub(super) fn accept_one(listener: &TcpListener) -> Accepted {
             Err(e)
                 if matches!(
                     e.kind(),
-                    io::ErrorKind::Interrupted
-                        | io::ErrorKind::ConnectionAborted
-                        | io::ErrorKind::ConnectionReset
+                    io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
                 ) => {}
             Err(e) => return Accepted::Exhausted(e),
         }

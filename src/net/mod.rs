@@ -1,1 +1,100 @@
+//! The shell: every socket, the clock and the event loop around the protocol core.
+//!
+//! One thread runs a mio poll loop over the listeners and a slab of connections. Each connection
+//! reads its HTTP request head itself, then becomes a WebSocket (any path) or gets a `400`.
+//! Text frames go to the [`Core`](crate::core::Core) with the current time; its outputs are
+//! queued per connection and flushed once per loop turn. Nothing here interprets the protocol.
+//!
+//! ```no_run
+//! let server = mppd::net::Server::bind(mppd::Config::default())?;
+//! let stop = server.shutdown_handle();
+//! std::thread::spawn(move || { /* later */ stop.shutdown() });
+//! server.run()?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
 
+mod clock;
+mod conn;
+mod event_loop;
+mod head;
+mod listeners;
+mod peer;
+mod stream;
+mod timers;
+mod ws;
+
+use crate::config::Config;
+use clock::Clock;
+use event_loop::{EventLoop, listener_token};
+use mio::net::TcpListener;
+use mio::{Interest, Poll, Token, Waker};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// The token of the waker that interrupts the poll for shutdown.
+const WAKER: Token = Token(usize::MAX);
+
+/// A bound server, ready to [`run`](Server::run).
+pub struct Server {
+    poll: Poll,
+    listeners: Vec<TcpListener>,
+    shutdown: ShutdownHandle,
+    config: Config,
+}
+
+impl Server {
+    /// Binds every address in `config.listen` (port 0 picks a free port).
+    pub fn bind(config: Config) -> io::Result<Server> {
+        if config.send_queue_soft_bytes > config.send_queue_hard_bytes {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "send_queue_soft_bytes must not exceed send_queue_hard_bytes",
+            ));
+        }
+        let poll = Poll::new()?;
+        let mut listeners = listeners::bind_all(&config.listen)?;
+        for (index, listener) in listeners.iter_mut().enumerate() {
+            poll.registry().register(listener, listener_token(index), Interest::READABLE)?;
+        }
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let shutdown = ShutdownHandle { waker, requested: Arc::new(AtomicBool::new(false)) };
+        Ok(Server { poll, listeners, shutdown, config })
+    }
+
+    /// The addresses actually bound, in the order of `config.listen`.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners.iter().filter_map(|l| l.local_addr().ok()).collect()
+    }
+
+    /// A handle that stops [`run`](Server::run) from any thread.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.shutdown.clone()
+    }
+
+    /// Serves until shutdown, then closes every WebSocket with 4000 "Server closing." and returns.
+    pub fn run(self) -> io::Result<()> {
+        for addr in self.local_addrs() {
+            log::info!("listening on {addr}");
+        }
+        EventLoop::new(self.poll, self.listeners, self.shutdown.requested, self.config).run()
+    }
+}
+
+/// Stops a running [`Server`]. Cheap to clone and usable from any thread.
+#[derive(Clone)]
+pub struct ShutdownHandle {
+    waker: Arc<Waker>,
+    requested: Arc<AtomicBool>,
+}
+
+impl ShutdownHandle {
+    /// Asks the server to close every connection and return from `run`.
+    pub fn shutdown(&self) {
+        self.requested.store(true, Ordering::Release);
+        if let Err(e) = self.waker.wake() {
+            log::warn!("cannot wake the event loop for shutdown: {e}");
+        }
+    }
+}

@@ -25,9 +25,7 @@ impl Timers {
     /// Takes one entry that is due at `now`: `(deadline, key, serial)`.
     pub(super) fn pop_due(&mut self, now: u64) -> Option<(u64, usize, u64)> {
         match self.heap.peek() {
-            Some(Reverse((deadline, _, _))) if *deadline <= now => {
-                self.heap.pop().map(|Reverse(entry)| entry)
-            }
+            Some(Reverse((deadline, _, _))) if *deadline <= now => self.heap.pop().map(|Reverse(entry)| entry),
             _ => None,
         }
     }

@@ -82,18 +82,8 @@ pub(super) struct Ws {
 
 impl Ws {
     /// A server socket over `stream`, starting with bytes already read past the request head.
-    pub(super) fn new(
-        stream: TcpStream,
-        leftover: Vec<u8>,
-        config: WebSocketConfig,
-        limits: Limits,
-    ) -> Ws {
-        let socket = WebSocket::from_partially_read(
-            CountingStream::new(stream),
-            leftover,
-            Role::Server,
-            Some(config),
-        );
+    pub(super) fn new(stream: TcpStream, leftover: Vec<u8>, config: WebSocketConfig, limits: Limits) -> Ws {
+        let socket = WebSocket::from_partially_read(CountingStream::new(stream), leftover, Role::Server, Some(config));
         Ws { socket, frames: VecDeque::new(), queued: 0, handed: 0, limits }
     }
 
@@ -114,11 +104,6 @@ impl Ws {
         self.queued += wire_len(frame.len());
         self.frames.push_back(frame);
         if self.pending() > self.limits.hard { Push::Overflow } else { Push::Queued }
-    }
-
-    /// Whether anything waits to be written.
-    pub(super) fn has_queued(&self) -> bool {
-        !self.frames.is_empty()
     }
 
     /// Writes as much as the socket takes, one batch per system call.

@@ -1,0 +1,384 @@
+//! Command line and environment → [`Config`]. Flags win over environment variables, which win
+//! over the defaults. Every option `--some-name` also reads `MPPD_SOME_NAME`.
+
+use mppd::Config;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Command {
+    Help,
+    /// Run with this configuration; `seed_given` is false when the seed must be chosen at random.
+    Run {
+        config: Box<Config>,
+        seed_given: bool,
+    },
+}
+
+/// How an option takes its value.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// `--name VALUE`
+    Value(&'static str),
+    /// `--name` alone turns it on; the environment variable takes `true`/`false`.
+    Switch,
+}
+
+struct Opt {
+    name: &'static str,
+    kind: Kind,
+    help: &'static str,
+    default: fn(&Config) -> String,
+    set: fn(&mut Config, &str) -> Result<(), String>,
+}
+
+const LOG_LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
+fn number<T: std::str::FromStr>(value: &str) -> Result<T, String> {
+    value.trim().parse().map_err(|_| format!("expected a non-negative integer, got {value:?}"))
+}
+
+fn boolean(value: &str) -> Result<bool, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" | "" => Ok(false),
+        _ => Err(format!("expected true or false, got {value:?}")),
+    }
+}
+
+fn address(value: &str) -> Result<SocketAddr, String> {
+    value.trim().parse().map_err(|_| format!("expected an address like 0.0.0.0:8080, got {value:?}"))
+}
+
+/// Every option, in the order `--help` lists them.
+const OPTIONS: &[Opt] = &[
+    Opt {
+        name: "listen",
+        kind: Kind::Value("ADDR"),
+        help: "Address to listen on; repeat for several (env: comma separated; \
+               WS_PORT=N means 0.0.0.0:N)",
+        default: |c| c.listen.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
+        set: |c, v| {
+            c.listen = v.split(',').filter(|a| !a.trim().is_empty()).map(address).collect::<Result<_, _>>()?;
+            Ok(())
+        },
+    },
+    Opt {
+        name: "salt",
+        kind: Kind::Value("SECRET"),
+        help: "Secret mixed into user ids; set your own, a known salt reveals addresses",
+        default: |c| c.core.id_salt.clone(),
+        set: |c, v| {
+            c.core.id_salt = v.to_string();
+            Ok(())
+        },
+    },
+    Opt {
+        name: "seed",
+        kind: Kind::Value("N"),
+        help: "Seed of the server's random generator",
+        default: |_| "random at startup".to_string(),
+        set: |c, v| {
+            c.core.seed = number(v)?;
+            Ok(())
+        },
+    },
+    Opt {
+        name: "random-ids",
+        kind: Kind::Switch,
+        help: "Give every connection its own random user id (testing)",
+        default: |c| c.core.random_ids.to_string(),
+        set: |c, v| {
+            c.core.random_ids = boolean(v)?;
+            Ok(())
+        },
+    },
+    Opt {
+        name: "ping-timeout-ms",
+        kind: Kind::Value("MS"),
+        help: "Close a connection that sends no \"t\" (or no \"hi\") for this long",
+        default: |c| c.core.ping_timeout_ms.to_string(),
+        set: |c, v| {
+            c.core.ping_timeout_ms = number(v)?;
+            Ok(())
+        },
+    },
+    Opt {
+        name: "motd",
+        kind: Kind::Value("TEXT"),
+        help: "Message of the day sent in \"hi\" (empty: none)",
+        default: |c| c.core.motd.clone().unwrap_or_else(|| "none".to_string()),
+        set: |c, v| {
+            c.core.motd = (!v.is_empty()).then(|| v.to_string());
+            Ok(())
+        },
+    },
+    Opt {
+        name: "handshake-timeout-ms",
+        kind: Kind::Value("MS"),
+        help: "Time a client has to send its HTTP request head",
+        default: |c| c.handshake_timeout_ms.to_string(),
+        set: |c, v| {
+            c.handshake_timeout_ms = number(v)?;
+            Ok(())
+        },
+    },
+    Opt {
+        name: "max-request-head-bytes",
+        kind: Kind::Value("N"),
+        help: "Longest HTTP request head accepted",
+        default: |c| c.max_request_head_bytes.to_string(),
+        set: |c, v| {
+            c.max_request_head_bytes = number(v)?;
+            Ok(())
+        },
+    },
+    Opt {
+        name: "max-message-bytes",
+        kind: Kind::Value("N"),
+        help: "Largest WebSocket frame or message; bigger ones close with 1009",
+        default: |c| c.max_message_bytes.to_string(),
+        set: |c, v| {
+            c.max_message_bytes = number(v)?;
+            Ok(())
+        },
+    },
+    Opt {
+        name: "read-buffer-bytes",
+        kind: Kind::Value("N"),
+        help: "Read buffer of each WebSocket connection",
+        default: |c| c.read_buffer_bytes.to_string(),
+        set: |c, v| {
+            c.read_buffer_bytes = number(v)?;
+            Ok(())
+        },
+    },
+    Opt {
+        name: "write-buffer-bytes",
+        kind: Kind::Value("N"),
+        help: "Outgoing bytes gathered per connection into one write",
+        default: |c| c.write_buffer_bytes.to_string(),
+        set: |c, v| {
+            c.write_buffer_bytes = number(v)?;
+            Ok(())
+        },
+    },
+    Opt {
+        name: "send-queue-soft-bytes",
+        kind: Kind::Value("N"),
+        help: "Unsent bytes above which notes and cursor moves are dropped for a connection",
+        default: |c| c.send_queue_soft_bytes.to_string(),
+        set: |c, v| {
+            c.send_queue_soft_bytes = number(v)?;
+            Ok(())
+        },
+    },
+    Opt {
+        name: "send-queue-hard-bytes",
+        kind: Kind::Value("N"),
+        help: "Unsent bytes above which a connection is closed with 4003",
+        default: |c| c.send_queue_hard_bytes.to_string(),
+        set: |c, v| {
+            c.send_queue_hard_bytes = number(v)?;
+            Ok(())
+        },
+    },
+    Opt {
+        name: "close-linger-ms",
+        kind: Kind::Value("MS"),
+        help: "Time a closing connection gets to take its last bytes and hang up",
+        default: |c| c.close_linger_ms.to_string(),
+        set: |c, v| {
+            c.close_linger_ms = number(v)?;
+            Ok(())
+        },
+    },
+    Opt {
+        name: "log-level",
+        kind: Kind::Value("LEVEL"),
+        help: "off, error, warn, info, debug or trace (env also LOG_LEVEL)",
+        default: |c| c.log_level.clone(),
+        set: |c, v| {
+            let level = v.trim().to_ascii_lowercase();
+            if !LOG_LEVELS.contains(&level.as_str()) {
+                return Err(format!("expected one of {}, got {v:?}", LOG_LEVELS.join(", ")));
+            }
+            c.log_level = level;
+            Ok(())
+        },
+    },
+];
+
+fn env_name(name: &str) -> String {
+    format!("MPPD_{}", name.to_ascii_uppercase().replace('-', "_"))
+}
+
+/// The `--help` text.
+pub fn usage() -> String {
+    let defaults = Config::default();
+    let mut text = String::from(
+        "mppd: a Multiplayer Piano server\n\n\
+         Usage: mppd [OPTIONS]\n\n\
+         Every option --some-name can also be set with the environment variable MPPD_SOME_NAME;\n\
+         flags win over the environment.\n\nOptions:\n",
+    );
+    for opt in OPTIONS {
+        let head = match opt.kind {
+            Kind::Value(metavar) => format!("--{} {metavar}", opt.name),
+            Kind::Switch => format!("--{}", opt.name),
+        };
+        let _ = writeln!(text, "  {head:<30} {}", opt.help);
+        let _ = writeln!(text, "  {:<30} [default: {}] [env: {}]", "", (opt.default)(&defaults), env_name(opt.name));
+    }
+    let _ = writeln!(text, "  {:<30} Print this help", "--help");
+    text
+}
+
+/// Builds the configuration from `args` (without the program name) and an environment lookup.
+pub fn parse(args: impl IntoIterator<Item = String>, env: impl Fn(&str) -> Option<String>) -> Result<Command, String> {
+    let mut config = Config::default();
+    let mut seed_given = false;
+    if let Some(port) = env("WS_PORT") {
+        let port: u16 = number(&port).map_err(|e| format!("WS_PORT: {e}"))?;
+        config.listen = vec![SocketAddr::from(([0, 0, 0, 0], port))];
+    }
+    if let Some(level) = env("LOG_LEVEL") {
+        set(&mut config, "log-level", &level).map_err(|e| format!("LOG_LEVEL: {e}"))?;
+    }
+    for opt in OPTIONS {
+        let var = env_name(opt.name);
+        if let Some(value) = env(&var) {
+            (opt.set)(&mut config, &value).map_err(|e| format!("{var}: {e}"))?;
+            seed_given |= opt.name == "seed";
+        }
+    }
+
+    let mut listen_flags: Vec<SocketAddr> = Vec::new();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        if arg == "--help" || arg == "-h" {
+            return Ok(Command::Help);
+        }
+        let Some(flag) = arg.strip_prefix("--") else {
+            return Err(format!("unexpected argument {arg:?}"));
+        };
+        let (name, inline) = match flag.split_once('=') {
+            Some((name, value)) => (name, Some(value.to_string())),
+            None => (flag, None),
+        };
+        let Some(opt) = OPTIONS.iter().find(|o| o.name == name) else {
+            return Err(format!("unknown option --{name}"));
+        };
+        let value = match (opt.kind, inline) {
+            (_, Some(value)) => value,
+            (Kind::Switch, None) => "true".to_string(),
+            (Kind::Value(_), None) => args.next().ok_or_else(|| format!("--{name} needs a value"))?,
+        };
+        if opt.name == "listen" {
+            listen_flags.push(address(&value).map_err(|e| format!("--listen: {e}"))?);
+            continue;
+        }
+        (opt.set)(&mut config, &value).map_err(|e| format!("--{name}: {e}"))?;
+        seed_given |= opt.name == "seed";
+    }
+    if !listen_flags.is_empty() {
+        config.listen = listen_flags;
+    }
+    if config.listen.is_empty() {
+        return Err("no listen address".to_string());
+    }
+    Ok(Command::Run { config: Box::new(config), seed_given })
+}
+
+fn set(config: &mut Config, name: &str, value: &str) -> Result<(), String> {
+    match OPTIONS.iter().find(|o| o.name == name) {
+        Some(opt) => (opt.set)(config, value),
+        None => Err(format!("unknown option --{name}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn run(args: &[&str], env: &[(&str, &str)]) -> Result<(Config, bool), String> {
+        let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        match parse(args.iter().map(|a| a.to_string()), |k| env.get(k).cloned())? {
+            Command::Run { config, seed_given } => Ok((*config, seed_given)),
+            Command::Help => Err("help".to_string()),
+        }
+    }
+
+    #[test]
+    fn defaults_without_arguments() {
+        let (config, seed_given) = run(&[], &[]).unwrap();
+        assert_eq!(config, Config::default());
+        assert!(!seed_given);
+    }
+
+    #[test]
+    fn listen_flags_repeat_and_win_over_the_environment() {
+        let (config, _) = run(
+            &["--listen", "127.0.0.1:1", "--listen=127.0.0.1:2"],
+            &[("MPPD_LISTEN", "127.0.0.1:3"), ("WS_PORT", "4")],
+        )
+        .unwrap();
+        let want: Vec<SocketAddr> = vec!["127.0.0.1:1".parse().unwrap(), "127.0.0.1:2".parse().unwrap()];
+        assert_eq!(config.listen, want);
+    }
+
+    #[test]
+    fn listen_from_the_environment() {
+        let (config, _) = run(&[], &[("WS_PORT", "9000")]).unwrap();
+        assert_eq!(config.listen, vec!["0.0.0.0:9000".parse::<SocketAddr>().unwrap()]);
+        let (config, _) = run(&[], &[("WS_PORT", "9000"), ("MPPD_LISTEN", "127.0.0.1:1, [::1]:2")]).unwrap();
+        assert_eq!(config.listen.len(), 2);
+        assert_eq!(config.listen[1], "[::1]:2".parse::<SocketAddr>().unwrap());
+    }
+
+    #[test]
+    fn core_options_and_switches() {
+        let (config, seed_given) =
+            run(&["--salt", "s", "--seed", "7", "--random-ids", "--ping-timeout-ms", "500", "--motd", "hey"], &[])
+                .unwrap();
+        assert_eq!(config.core.id_salt, "s");
+        assert_eq!(config.core.seed, 7);
+        assert!(seed_given);
+        assert!(config.core.random_ids);
+        assert_eq!(config.core.ping_timeout_ms, 500);
+        assert_eq!(config.core.motd.as_deref(), Some("hey"));
+        let (config, _) = run(&[], &[("MPPD_RANDOM_IDS", "1"), ("MPPD_SALT", "e")]).unwrap();
+        assert!(config.core.random_ids);
+        assert_eq!(config.core.id_salt, "e");
+    }
+
+    #[test]
+    fn log_level_from_flag_or_environment() {
+        assert_eq!(run(&[], &[("LOG_LEVEL", "debug")]).unwrap().0.log_level, "debug");
+        let (config, _) = run(&["--log-level", "WARN"], &[("LOG_LEVEL", "debug")]).unwrap();
+        assert_eq!(config.log_level, "warn");
+        assert!(run(&["--log-level", "loud"], &[]).is_err());
+    }
+
+    #[test]
+    fn mistakes_are_reported() {
+        assert!(run(&["--bogus"], &[]).is_err());
+        assert!(run(&["--seed"], &[]).is_err());
+        assert!(run(&["--seed", "x"], &[]).is_err());
+        assert!(run(&["positional"], &[]).is_err());
+        assert!(run(&[], &[("MPPD_MAX_MESSAGE_BYTES", "big")]).is_err());
+        assert_eq!(run(&["--help"], &[]).unwrap_err(), "help");
+    }
+
+    #[test]
+    fn help_lists_every_option_with_its_default() {
+        let text = usage();
+        for opt in OPTIONS {
+            assert!(text.contains(&format!("--{}", opt.name)), "{}", opt.name);
+            assert!(text.contains(&env_name(opt.name)), "{}", opt.name);
+        }
+        assert!(text.contains("[default: 0.0.0.0:8080]"));
+    }
+}
