@@ -8,6 +8,10 @@ pub mod config;
 pub mod core;
 pub mod net;
 pub mod proto;
+pub mod record;
 
 pub use crate::config::Config;
 pub use crate::core::{ConnId, Core, Input, Output, PeerInfo};
+
+/// This build's version, as recorded in recordings and reported by `/health`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
