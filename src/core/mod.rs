@@ -7,6 +7,7 @@
 
 mod channel;
 mod ids;
+mod invariants;
 mod moderation;
 mod quota;
 mod room;
