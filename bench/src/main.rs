@@ -321,6 +321,11 @@ fn fanout(a: &mut Args) -> Result<Report, String> {
     r.set("generator_cpu_util", gen_cpu.map(|g| g / window_s));
     r.set("server_rss_kib", rss_end);
     r.set("send_blocked", k.send_blocked);
+    r.set("generator_reads", k.reads);
+    r.set("generator_polls", k.polls);
+    r.set("frames_received", k.frames_received);
+    r.set("generator_turn_p99_ms", ms(sw.busy_us().quantile(0.99)));
+    r.set("generator_turn_max_ms", ms(sw.busy_us().max()));
     r.line(format!(
         "fanout: {rooms} rooms x {room_size} clients, {senders} senders/room at {rate}/s \
          ({notes} note(s)/message); {joined}/{n} joined in {:.2} s",
@@ -422,8 +427,12 @@ fn storm(a: &mut Args) -> Result<Report, String> {
     let cpu1 = cpu(c.pid);
     let rss_after = rss(c.pid);
     let mut joins = Hist::default();
+    let mut connects = Hist::default();
     let mut last = start;
     for cl in &sw.clients {
+        if cl.connected_ms > 0.0 {
+            connects.record(((cl.connected_ms - cl.started_ms) * 1000.0).max(0.0) as u64);
+        }
         if cl.state == swarm::State::Joined {
             joins.record(((cl.joined_ms - cl.started_ms) * 1000.0).max(0.0) as u64);
             last = last.max(cl.joined_ms);
@@ -440,15 +449,22 @@ fn storm(a: &mut Args) -> Result<Report, String> {
     r.set("join_p50_ms", ms(joins.quantile(0.5)));
     r.set("join_p99_ms", ms(joins.quantile(0.99)));
     r.set("join_max_ms", ms(joins.max()));
+    r.set("connect_p50_ms", ms(connects.quantile(0.5)));
+    r.set("connect_p99_ms", ms(connects.quantile(0.99)));
+    r.set("connect_max_ms", ms(connects.max()));
     r.set("server_cpu_s", cpu0.zip(cpu1).map(|(a, b)| b - a));
     r.set("server_rss_kib", rss_after);
     r.line(format!("storm: {joined}/{n} clients joined rooms of {room_size}; last join after {all_s:.3} s"));
     r.line(format!(
-        "per-client join ms: p50 {:.1}  p99 {:.1}  max {:.1}",
+        "per client, ms:   TCP connect p50 {:.1} p99 {:.1} max {:.1};  join p50 {:.1} p99 {:.1} max {:.1}",
+        ms(connects.quantile(0.5)),
+        ms(connects.quantile(0.99)),
+        ms(connects.max()),
         ms(joins.quantile(0.5)),
         ms(joins.quantile(0.99)),
         ms(joins.max())
     ));
+    r.line("                  (a TCP connect near 1000 or 3000 ms is a SYN retransmit: full listen backlog)".into());
     if let (Some(a), Some(b)) = (cpu0, cpu1) {
         r.line(format!("server CPU:       {:.2} s", b - a));
     }

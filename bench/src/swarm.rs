@@ -28,6 +28,8 @@ const READ_CHUNK: usize = 64 * 1024;
 const MAX_PENDING: usize = 8 << 20;
 /// A partial frame or head larger than this ends the client.
 const MAX_CARRY: usize = 16 << 20;
+/// Connections started per loop turn.
+const START_BATCH: usize = 128;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
@@ -47,6 +49,7 @@ pub struct Client {
     out: Vec<u8>,
     carry: Vec<u8>,
     pub started_ms: f64,
+    pub connected_ms: f64,
     pub joined_ms: f64,
     next_ping_ms: f64,
 }
@@ -62,6 +65,9 @@ pub struct Counters {
     pub messages_received: u64,
     pub frames_received: u64,
     pub bytes_received: u64,
+    /// Read calls that returned data, and poll calls: the generator's syscall economy.
+    pub reads: u64,
+    pub polls: u64,
     pub notes_sent: u64,
     pub pings_sent: u64,
     /// Sends that found the socket full (the server is not keeping up with reading).
@@ -108,6 +114,8 @@ struct Ctx {
     room_alive: Vec<u32>,
     counters: Counters,
     latency_us: Hist,
+    /// Time spent handling the events of one poll.
+    busy_us: Hist,
     window: (f64, f64),
     counting: bool,
     finished_joins: usize,
@@ -138,6 +146,7 @@ impl Swarm {
                 out: Vec::new(),
                 carry: Vec::new(),
                 started_ms: 0.0,
+                connected_ms: 0.0,
                 joined_ms: 0.0,
                 next_ping_ms: 0.0,
             })
@@ -158,6 +167,7 @@ impl Swarm {
                 room_alive: vec![0; rooms],
                 counters: Counters::default(),
                 latency_us: Hist::default(),
+                busy_us: Hist::default(),
                 window: (f64::INFINITY, f64::INFINITY),
                 counting: false,
                 finished_joins: 0,
@@ -178,6 +188,12 @@ impl Swarm {
         &self.ctx.latency_us
     }
 
+    /// How long the generator took to handle the events of one poll: when this grows towards
+    /// the latencies measured, the generator is adding them.
+    pub fn busy_us(&self) -> &Hist {
+        &self.ctx.busy_us
+    }
+
     /// Notes whose send time falls in `[start, end)` count towards losses and latency.
     pub fn set_window(&mut self, start: f64, end: f64) {
         self.ctx.window = (start, end);
@@ -194,8 +210,11 @@ impl Swarm {
     }
 
     /// Starts connecting clients until `concurrency` are between connect and join.
+    /// At most `START_BATCH` per call, so that answers to earlier connects are read in between.
     pub fn start_more(&mut self, concurrency: usize) {
-        while self.in_flight < concurrency && self.next_start < self.clients.len() {
+        let mut started = 0;
+        while self.in_flight < concurrency && self.next_start < self.clients.len() && started < START_BATCH {
+            started += 1;
             let i = self.next_start;
             self.next_start += 1;
             self.in_flight += 1;
@@ -230,11 +249,15 @@ impl Swarm {
     /// Waits for events for at most `timeout` and handles them, then starts clients freed slots
     /// allow (`concurrency`) and sends due `t` pings.
     pub fn turn(&mut self, timeout: Duration, concurrency: usize) -> io::Result<()> {
+        let starts_waiting = self.in_flight < concurrency && self.next_start < self.clients.len();
+        let timeout = if starts_waiting { Duration::ZERO } else { timeout };
         match self.poll.poll(&mut self.events, Some(timeout)) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
             Err(e) => return Err(e),
         }
+        self.ctx.counters.polls += 1;
+        let busy_since = std::time::Instant::now();
         let settled_before = self.ctx.finished_joins;
         let Swarm { events, clients, ctx, scratch, .. } = self;
         for ev in events.iter() {
@@ -252,6 +275,7 @@ impl Swarm {
             self.last_ping_sweep = now;
             self.ping_sweep(now);
         }
+        self.ctx.busy_us.record(busy_since.elapsed().as_micros() as u64);
         Ok(())
     }
 
@@ -339,6 +363,7 @@ impl Ctx {
                 Err(e) => return self.fail(c, format!("connect: {e}")),
             }
             c.state = State::Upgrading;
+            c.connected_ms = now_ms();
             let req = std::mem::take(&mut self.upgrade);
             self.send_raw(c, &req);
             self.upgrade = req;
@@ -359,6 +384,7 @@ impl Ctx {
                 scratch.resize(carried + READ_CHUNK, 0);
             }
             scratch[..carried].copy_from_slice(&c.carry);
+            let room = scratch.len() - carried;
             let n = match sock.read(&mut scratch[carried..]) {
                 Ok(0) => return self.fail(c, "closed by server".into()),
                 Ok(n) => n,
@@ -367,6 +393,7 @@ impl Ctx {
                 Err(e) => return self.fail(c, format!("read: {e}")),
             };
             self.counters.bytes_received += n as u64;
+            self.counters.reads += 1;
             c.carry.clear();
             let data = &scratch[..carried + n];
             let used = self.process(c, data);
@@ -375,6 +402,11 @@ impl Ctx {
                     return self.fail(c, "oversized frame".into());
                 }
                 c.carry.extend_from_slice(&data[used..]);
+            }
+            if n < room {
+                // A short read emptied the socket; data arriving later raises a new edge, so
+                // the read that would only return WouldBlock is skipped.
+                return;
             }
         }
     }
