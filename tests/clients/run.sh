@@ -10,6 +10,6 @@ if [ ! -d node_modules ]; then
   npm ci --no-audit --no-fund
 fi
 if [ "$#" -eq 0 ]; then
-  set -- net.test.js xt.test.js mixed.test.js
+  set -- net.test.js xt.test.js mixed.test.js extras.test.js
 fi
 exec node --test --test-concurrency=1 --test-force-exit "$@"
