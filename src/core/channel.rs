@@ -29,10 +29,10 @@ pub enum Kind {
 
 impl Kind {
     pub fn of(name: &str) -> Kind {
-        if let Some(digits) = name.strip_prefix("lobby") {
-            if digits.bytes().all(|b| b.is_ascii_digit()) {
-                return Kind::Lobby;
-            }
+        if let Some(digits) = name.strip_prefix("lobby")
+            && digits.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Kind::Lobby;
         }
         if name.len() > "test/".len() && name.starts_with("test/") {
             return Kind::Test;

@@ -123,8 +123,9 @@ impl Core {
             self.counters.rate_limited += 1;
             return;
         }
-        if let Some(ch) = self.channels.get_mut(&key) {
-            ch.bans.remove(&target);
+        let Some(ch) = self.channels.get_mut(&key) else { return };
+        // Only a lifted ban changes what the list shows (`banned`, §6 `ls`).
+        if ch.bans.remove(&target).is_some_and(|until| until > now) {
             self.list_changed(&key);
         }
     }

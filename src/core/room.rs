@@ -95,9 +95,10 @@ impl Core {
             let params = ch.quota_params_for(user);
             ch.participants.push(Participant::new(user, params, now));
         }
-        // §7.3: the last holder of a dropped crown gets it back on joining.
+        // §7.3: the last holder of a dropped crown gets it back on joining; a further tab of a
+        // participant already here is no join (§3.1), so a crown its user dropped stays down.
         let returned = match ch.crown.as_mut() {
-            Some(crown) if !crown.held && crown.user_id == user => {
+            Some(crown) if is_new && !crown.held && crown.user_id == user => {
                 let at = ch
                     .participants
                     .iter()

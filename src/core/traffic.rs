@@ -192,6 +192,8 @@ impl Core {
     pub(super) fn on_custom(&mut self, now: u64, conn: ConnId, msg: &Message<'_>) {
         let Some((user, key)) = self.member(conn) else { return };
         let Some(target) = parse_as::<CustomTarget<'_>>(msg.target) else { return };
+        // An invalid target is ignored before it can spend any of the byte budget.
+        let Some(wanted) = custom_recipients(&target) else { return };
         let null = RawValue::NULL;
         let data = msg.data.unwrap_or(null);
         let rate = self.config.custom_bytes;
@@ -200,7 +202,6 @@ impl Core {
             self.counters.rate_limited += 1;
             return;
         }
-        let Some(wanted) = custom_recipients(&target) else { return };
         let Some(ch) = self.channels.get(&key) else { return };
         let Some(sender) = self.users.get(&user) else { return };
         let frame = super::frame(&[&outbound::custom(data, &sender.id_hex)]);
