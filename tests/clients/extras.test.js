@@ -299,3 +299,95 @@ test('xt: note fields are normalised', T, async () => {
   const m = await got;
   assert.deepEqual(m.n, [{ n: 'a1', v: 0 }, { n: 'a1', s: 1, d: 0 }, { n: 'b1' }]);
 });
+
+test('xt: upgrade on the classic path /ws with a query string', T, async () => {
+  const url = `${server.url}/ws?v=1`;
+  const a = await H.connectBot('xt', url, { label: 'xt:path', channel: 'lobby' });
+  assert.equal(a.c.channel._id, 'lobby');
+});
+
+test('net: ping frames get pongs; a second hi is ignored', T, async () => {
+  const a = await bot('net', 'A', { channel: H.roomName('net ping') });
+  const A = a.c;
+  const pong = new Promise((resolve) => A.ws.once('pong', (d) => resolve(String(d))));
+  A.ws.ping('abc');
+  assert.equal(await pong, 'abc');
+  const hiAgain = collect(A, 'hi');
+  A.sendArray([{ m: 'hi' }]);
+  await sync(A);
+  assert.equal(hiAgain.stop().length, 0, 'repeated hi ignored');
+  assert.equal(A.channel._id.startsWith('net ping'), true, 'still in the room');
+});
+
+test('net: oversized message closes with 1009, invalid UTF-8 with 1007', T, async () => {
+  const a = await bot('net', 'A');
+  a.c.canConnect = false;
+  const closed = waitFor(a.c, 'disconnect', () => true, 5000, 'close after oversized frame');
+  a.c.ws.send(`[{"m":"a","message":"${'x'.repeat((1 << 20) + 10)}"}]`);
+  await closed;
+  assert.equal(a.c.closeCode, 1009);
+
+  const b = await bot('net', 'B');
+  b.c.canConnect = false;
+  const closedB = waitFor(b.c, 'disconnect', () => true, 5000, 'close after invalid UTF-8');
+  b.c.ws.send(Buffer.from([0x5b, 0x22, 0xff, 0xfe, 0x22, 0x5d]), { binary: false });
+  await closedB;
+  assert.equal(b.c.closeCode, 1007);
+});
+
+test('xt: cursor values are validated; the mover gets no echo', T, async () => {
+  const r = H.roomName('xt cursor checks');
+  const a = await bot('xt', 'A', { channel: r });
+  const b = await bot('xt', 'B', { channel: r });
+  const aid = a.hi.u._id;
+  const own = collect(a.c, 'm');
+  const bad = collect(b.c, 'm', (m) => m.id === aid);
+  a.c.moveMouse('abc', '10');
+  a.c.moveMouse(null, 5);
+  a.c.sendArray([{ m: 'm', x: '1e999', y: '1' }]);
+  await H.sleep(120); // longer than the server's cursor coalescing interval
+  await sync(a.c, b.c);
+  assert.deepEqual(bad.stop(), [], 'invalid cursors not broadcast');
+  const good = waitFor(b.c, 'm', (m) => m.id === aid && m.x === '5.25' && m.y === '7.00');
+  a.c.moveMouse('5.25', '7');
+  await good;
+  await sync(a.c);
+  assert.equal(own.stop().length, 0, 'no echo of own cursor (SHOULD)');
+});
+
+test('xt: holder chown to an absent id drops the crown; self-kickban drops it too', T, async () => {
+  const r = H.roomName('xt crown edge');
+  const a = await bot('xt', 'A', { channel: r });
+  const b = await bot('xt', 'B', { channel: r });
+  const aid = a.hi.u._id;
+  const dropped = waitFor(b.c, 'ch', (m) => m.ch.crown && !m.ch.crown.participantId, undefined, 'drop via absent id');
+  a.c.chown('0123456789abcdef01234567');
+  await dropped;
+  const back = waitFor(b.c, 'ch', (m) => m.ch.crown && m.ch.crown.participantId === aid);
+  a.c.chown(aid);
+  await back;
+  const cert = waitFor(b.c, 'notification', (m) => m.title === 'Certificate of Award', undefined, 'self-ban certificate');
+  const drop2 = waitFor(b.c, 'ch', (m) => m.ch.crown && !m.ch.crown.participantId && m.ch.crown.userId === aid, undefined, 'drop on self-ban');
+  const moved = waitFor(a.c, 'ch', (m) => m.ch._id === 'test/awkward');
+  a.c.kickBan(aid, 60000);
+  const [c] = await Promise.all([cert, drop2, moved]);
+  assert.equal(c.text, 'Let it be known that Anonymous kickbanned him/her self.');
+});
+
+test('net: ls marks banned only for the banned user; absent users can be banned', T, async () => {
+  const r = H.roomName('net ban absent');
+  const a = await bot('net', 'A', { channel: r });
+  const x = await bot('net', 'X');
+  a.c.sendArray([{ m: 'kickban', _id: x.hi.u._id, ms: 60000 }]);
+  await sync(a.c);
+  const lsX = waitFor(x.c, 'ls', (m) => m.c === true);
+  x.c.sendArray([{ m: '+ls' }]);
+  assert.equal((await lsX).u.find((e) => e._id === r).banned, true);
+  const lsA = waitFor(a.c, 'ls', (m) => m.c === true);
+  a.c.sendArray([{ m: '+ls' }]);
+  assert.equal((await lsA).u.find((e) => e._id === r).banned, undefined);
+  const refused = waitFor(x.c, 'notification', (m) => /^Currently banned from/.test(m.text));
+  const awk = waitFor(x.c, 'ch', (m) => m.ch._id === 'test/awkward' && m.p);
+  x.c.setChannel(r);
+  await Promise.all([refused, awk]);
+});
