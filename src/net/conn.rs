@@ -95,20 +95,23 @@ enum Tail {
     Raw { stream: TcpStream, bytes: Vec<u8>, written: usize },
 }
 
-/// A connection on its way out: flush the tail, half-close, read and discard until the peer
-/// hangs up, so that unread input never turns the close into a reset that loses the tail.
+/// A connection on its way out: flush the tail, half-close, and read and discard input until the
+/// peer hangs up, so that the peer never blocks on a full socket and unread input never turns
+/// the close into a reset that loses the tail.
 pub(super) struct Closing {
     tail: Tail,
     flushed: bool,
+    /// The peer has hung up its sending side.
+    peer_done: bool,
 }
 
 impl Closing {
     pub(super) fn websocket(socket: WebSocket<CountingStream>) -> Closing {
-        Closing { tail: Tail::WebSocket(Box::new(socket)), flushed: false }
+        Closing { tail: Tail::WebSocket(Box::new(socket)), flushed: false, peer_done: false }
     }
 
     pub(super) fn http(stream: TcpStream, response: Vec<u8>) -> Closing {
-        Closing { tail: Tail::Raw { stream, bytes: response, written: 0 }, flushed: false }
+        Closing { tail: Tail::Raw { stream, bytes: response, written: 0 }, flushed: false, peer_done: false }
     }
 
     fn stream(&mut self) -> &mut TcpStream {
@@ -118,7 +121,8 @@ impl Closing {
         }
     }
 
-    /// Moves the close along as far as the socket allows. `Finished` means the peer hung up.
+    /// Moves the close along as far as the socket allows. `Finished` means the tail is written
+    /// and the peer hung up.
     pub(super) fn progress(&mut self) -> Progress {
         if !self.flushed {
             let done = match &mut self.tail {
@@ -135,11 +139,20 @@ impl Closing {
                     // Errors only mean the peer is already gone, which the read below sees.
                     let _ = self.stream().shutdown(Shutdown::Write);
                 }
-                Ok(false) => return Progress::Waiting { want_write: true },
+                Ok(false) => {}
                 Err(()) => return Progress::Failed,
             }
         }
-        discard_input(self.stream())
+        if !self.peer_done {
+            match discard_input(self.stream()) {
+                Ok(hung_up) => self.peer_done = hung_up,
+                Err(_) => return Progress::Failed,
+            }
+        }
+        match (self.flushed, self.peer_done) {
+            (true, true) => Progress::Finished,
+            (flushed, _) => Progress::Waiting { want_write: !flushed },
+        }
     }
 }
 
@@ -157,18 +170,17 @@ fn write_all_nonblocking(stream: &mut TcpStream, bytes: &[u8], written: &mut usi
     Ok(true)
 }
 
-/// Reads and drops input until the socket would block (`Waiting`) or the peer hung up.
-fn discard_input(stream: &mut TcpStream) -> Progress {
+/// Reads and drops input until the socket would block (`Ok(false)`) or the peer hung up
+/// (`Ok(true)`).
+fn discard_input(stream: &mut TcpStream) -> io::Result<bool> {
     let mut scratch = [0u8; 4096];
     loop {
         match stream.read(&mut scratch) {
-            Ok(0) => return Progress::Finished,
+            Ok(0) => return Ok(true),
             Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                return Progress::Waiting { want_write: false };
-            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return Progress::Failed,
+            Err(e) => return Err(e),
         }
     }
 }

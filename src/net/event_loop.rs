@@ -165,6 +165,7 @@ impl EventLoop {
             Phase::Closing(_) => self.progress_closing(key),
             Phase::Gone => {}
         }
+        self.route(now);
     }
 
     fn listener_index(&self, token: Token) -> Option<usize> {
@@ -336,7 +337,7 @@ impl EventLoop {
                     return;
                 }
                 Err(Error::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => {
-                    self.lose(key, "hung up", now);
+                    self.lose(key, "hung up");
                     return;
                 }
                 Err(Error::Protocol(e)) => {
@@ -345,21 +346,21 @@ impl EventLoop {
                     return;
                 }
                 Err(e) => {
-                    self.lose(key, &e.to_string(), now);
+                    self.lose(key, &e.to_string());
                     return;
                 }
             }
         }
     }
 
-    /// The socket of an open WebSocket failed: drop it and tell the core.
-    fn lose(&mut self, key: usize, why: &str, now: u64) {
+    /// The socket of an open WebSocket failed: drop it; the core hears `Closed` at the next
+    /// [`route`](Self::route).
+    fn lose(&mut self, key: usize, why: &str) {
         if let Some(conn) = self.conns.get(key) {
             info!("conn {key}: {} gone: {why}", conn.peer);
         }
         self.drop_conn(key);
         self.lost.push_back(ConnId(key));
-        self.route(now);
     }
 
     /// Starts closing an open WebSocket with `code`. `by_shell` means the core has not asked for
@@ -411,6 +412,10 @@ impl EventLoop {
     fn send(&mut self, key: usize, frame: Rc<str>, droppable: bool, now: u64) {
         let Some(conn) = self.conns.get_mut(key) else { return };
         let Phase::Open(ws) = &mut conn.phase else { return };
+        if droppable && ws.is_behind() {
+            ws.count_dropped();
+            return;
+        }
         let bytes = match &self.last_frame {
             Some((rc, bytes)) if Rc::ptr_eq(rc, &frame) => bytes.clone(),
             _ => {
@@ -419,9 +424,15 @@ impl EventLoop {
                 bytes
             }
         };
-        match ws.push(bytes, droppable) {
-            Push::Queued => self.mark_dirty(key),
-            Push::Dropped => debug!("conn {key}: reader behind, droppable frame skipped"),
+        match ws.push(bytes) {
+            Push::Queued => {
+                // A burst for one connection within a turn is written before it reaches the
+                // soft cap, unless the socket is known to be full.
+                if !conn.want_write && ws.wants_early_flush() {
+                    self.flush_conn(key, now);
+                }
+                self.mark_dirty(key);
+            }
             Push::Overflow => self.close_overflowing(key, now),
         }
     }
@@ -441,23 +452,34 @@ impl EventLoop {
         while let Some(key) = self.dirty.pop() {
             let Some(conn) = self.conns.get_mut(key) else { continue };
             conn.dirty = false;
-            match &mut conn.phase {
-                Phase::Open(ws) => match ws.flush() {
-                    Flushed::Done => {
-                        conn.want_write = false;
-                        self.sync_interest(key);
-                    }
-                    Flushed::Blocked => {
-                        conn.want_write = true;
-                        self.sync_interest(key);
-                    }
-                    Flushed::Overflow => self.close_overflowing(key, now),
-                    Flushed::Failed(e) => self.lose(key, &e.to_string(), now),
-                },
+            match conn.phase {
+                Phase::Open(_) => self.flush_conn(key, now),
                 Phase::Closing(_) => self.progress_closing(key),
                 _ => {}
             }
             self.route(now);
+        }
+    }
+
+    /// Writes an open WebSocket's queue as far as the socket takes it.
+    fn flush_conn(&mut self, key: usize, now: u64) {
+        let Some(conn) = self.conns.get_mut(key) else { return };
+        let Phase::Open(ws) = &mut conn.phase else { return };
+        match ws.flush() {
+            Flushed::Done => {
+                let dropped = ws.take_dropped();
+                if dropped > 0 {
+                    debug!("conn {key}: caught up after {dropped} droppable frames were skipped");
+                }
+                conn.want_write = false;
+                self.sync_interest(key);
+            }
+            Flushed::Blocked => {
+                conn.want_write = true;
+                self.sync_interest(key);
+            }
+            Flushed::Overflow => self.close_overflowing(key, now),
+            Flushed::Failed(e) => self.lose(key, &e.to_string()),
         }
     }
 

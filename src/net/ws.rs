@@ -21,14 +21,18 @@ const CONTROL_SLACK: usize = 512;
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Limits {
     batch: usize,
+    /// Queued bytes at which a connection is flushed at once rather than at the end of the turn.
+    early_flush: usize,
     soft: usize,
     hard: usize,
 }
 
 impl Limits {
     pub(super) fn new(config: &Config) -> Limits {
+        let batch = config.write_buffer_bytes.max(1);
         Limits {
-            batch: config.write_buffer_bytes.max(1),
+            batch,
+            early_flush: (config.send_queue_soft_bytes / 2).max(batch),
             soft: config.send_queue_soft_bytes,
             hard: config.send_queue_hard_bytes,
         }
@@ -51,8 +55,6 @@ impl Limits {
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Push {
     Queued,
-    /// A droppable frame skipped because the reader is behind.
-    Dropped,
     /// Queued, but the connection is now over its hard cap and must be closed.
     Overflow,
 }
@@ -77,6 +79,8 @@ pub(super) struct Ws {
     queued: usize,
     /// Wire bytes handed to tungstenite since it last had nothing left to write.
     handed: usize,
+    /// Droppable frames skipped since the queue last drained.
+    dropped: usize,
     limits: Limits,
 }
 
@@ -84,7 +88,7 @@ impl Ws {
     /// A server socket over `stream`, starting with bytes already read past the request head.
     pub(super) fn new(stream: TcpStream, leftover: Vec<u8>, config: WebSocketConfig, limits: Limits) -> Ws {
         let socket = WebSocket::from_partially_read(CountingStream::new(stream), leftover, Role::Server, Some(config));
-        Ws { socket, frames: VecDeque::new(), queued: 0, handed: 0, limits }
+        Ws { socket, frames: VecDeque::new(), queued: 0, handed: 0, dropped: 0, limits }
     }
 
     /// Outgoing bytes not yet accepted by the kernel: the queue plus tungstenite's share.
@@ -96,11 +100,28 @@ impl Ws {
         self.handed.saturating_sub(self.socket.get_ref().written())
     }
 
-    /// Queues a text frame, applying the soft and hard caps.
-    pub(super) fn push(&mut self, frame: Utf8Bytes, droppable: bool) -> Push {
-        if droppable && self.pending() > self.limits.soft {
-            return Push::Dropped;
-        }
+    /// Whether the queue grew large enough to write before the end of the turn.
+    pub(super) fn wants_early_flush(&self) -> bool {
+        self.queued >= self.limits.early_flush
+    }
+
+    /// Whether droppable frames are skipped: the reader is above the soft cap.
+    pub(super) fn is_behind(&self) -> bool {
+        self.pending() > self.limits.soft
+    }
+
+    /// Counts a droppable frame skipped because the reader is behind.
+    pub(super) fn count_dropped(&mut self) {
+        self.dropped += 1;
+    }
+
+    /// How many frames were skipped since the last call.
+    pub(super) fn take_dropped(&mut self) -> usize {
+        std::mem::take(&mut self.dropped)
+    }
+
+    /// Queues a text frame and checks the hard cap.
+    pub(super) fn push(&mut self, frame: Utf8Bytes) -> Push {
         self.queued += wire_len(frame.len());
         self.frames.push_back(frame);
         if self.pending() > self.limits.hard { Push::Overflow } else { Push::Queued }

@@ -102,6 +102,16 @@ impl Client {
         Client::handshake(stream, addr, path)
     }
 
+    /// Connects to `ws://addr/` with a small, fixed receive buffer, so that a client that stops
+    /// reading makes the server's queue grow after little data.
+    pub fn connect_small_window(addr: SocketAddr) -> Client {
+        let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)
+            .expect("create a socket");
+        socket.set_recv_buffer_size(16 * 1024).expect("set the receive buffer size");
+        socket.connect(&addr.into()).expect("connect");
+        Client::handshake(socket.into(), addr, "/")
+    }
+
     /// Completes the WebSocket handshake over an already connected stream.
     pub fn handshake(stream: TcpStream, addr: SocketAddr, path: &str) -> Client {
         stream.set_read_timeout(Some(WAIT)).expect("set read timeout");
