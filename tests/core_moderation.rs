@@ -288,6 +288,11 @@ fn chset_that_changes_nothing_sends_nothing() {
     sim.advance(1000);
     chset(&mut sim, &a, json!({"color": "#3B5054", "lobby": true, "bogus": 2}));
     assert_silent(&mut sim, &[&a, &b]);
+    // Oversized and mistyped values are invalid values: skipped.
+    sim.advance(1000);
+    let long = format!("#{}", "a".repeat(10_000));
+    chset(&mut sim, &a, json!({"color": long, "limit": "9".repeat(10_000), "bogus": "x".repeat(100_000)}));
+    assert_silent(&mut sim, &[&a, &b]);
 }
 
 #[test]
@@ -589,6 +594,25 @@ fn a_second_tab_of_the_last_holder_does_not_pick_the_dropped_crown_back_up() {
 }
 
 #[test]
+fn every_tab_of_the_old_and_the_new_holder_gets_its_quota() {
+    let (mut sim, a, b, _) = room();
+    let a2 = a.tab(hi(&mut sim, &ip(1)).c);
+    sim.ch(a2.c, ROOM);
+    let b2 = b.tab(hi(&mut sim, &ip(2)).c);
+    sim.ch(b2.c, ROOM);
+    sim.clear_all();
+    chown(&mut sim, &a, Some(&b.id));
+    for tab in [&a, &a2] {
+        let got = sim.take(tab.c);
+        assert_eq!((got.len(), &got[1]), (2, &nq_normal()));
+    }
+    for tab in [&b, &b2] {
+        let got = sim.take(tab.c);
+        assert_eq!((got.len(), &got[1]), (2, &nq_crowned()));
+    }
+}
+
+#[test]
 fn chown_in_lobbies_and_test_rooms_is_ignored() {
     let mut sim = Sim::with(config());
     let a = enter(&mut sim, &ip(1), "lobby");
@@ -776,6 +800,22 @@ fn kickban_moves_the_target_to_awkward_and_tells_everyone() {
     let d = hi(&mut sim, &ip(4));
     sim.ch(d.c, ROOM);
     assert_eq!(sim.take_m(d.c, "c"), [json!({"m": "c", "c": [line]})]);
+}
+
+#[test]
+fn with_chat_off_the_ban_is_not_said_in_chat() {
+    let (mut sim, a, b, _) = room();
+    let c = enter(&mut sim, &ip(3), ROOM);
+    chset(&mut sim, &a, json!({"chat": false}));
+    sim.clear_all();
+    kickban(&mut sim, &a, &b.id, json!(60_000));
+    let expected =
+        [json!({"m": "bye", "p": b.id}), notice("Anonymous banned Anonymous from the channel for 1 minutes.")];
+    assert_eq!(sim.take(a.c), expected);
+    assert_eq!(sim.take(c.c), expected);
+    let d = hi(&mut sim, &ip(4));
+    sim.ch(d.c, ROOM);
+    assert_eq!(sim.take_m(d.c, "c"), [json!({"m": "c", "c": []})]);
 }
 
 #[test]

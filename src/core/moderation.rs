@@ -107,7 +107,8 @@ impl Core {
                 class: None,
             });
             self.broadcast(&key, &award, None, false);
-        } else {
+        } else if self.channels.get(&key).is_some_and(|ch| ch.settings.chat) {
+            // §9.4 has the banner say it in chat; with chat off (§3.4) nobody may, nor is it kept.
             let line = format!("Banned {target_name} from the channel for {minutes} minutes.");
             self.say(now, &key, banner, &line, None);
         }
