@@ -193,11 +193,11 @@ impl Recorder {
 
     /// Pushes buffered lines to the file (once per loop turn, so a kill loses at most a turn).
     pub fn flush(&mut self) {
-        if let Some(out) = self.out.as_mut() {
-            if let Err(e) = out.flush() {
-                log::error!("recording stopped: {e}");
-                self.out = None;
-            }
+        if let Some(out) = self.out.as_mut()
+            && let Err(e) = out.flush()
+        {
+            log::error!("recording stopped: {e}");
+            self.out = None;
         }
     }
 }
@@ -300,10 +300,8 @@ pub fn replay(reader: impl BufRead, check: bool, out: &mut impl Write) -> Result
         };
         match line {
             Line::Input(input) => {
-                if check {
-                    if let Some(extra) = pending.pop_front() {
-                        return Err(ReplayError::Mismatch { line: lines.number, expected: None, got: Some(extra) });
-                    }
+                if check && let Some(extra) = pending.pop_front() {
+                    return Err(ReplayError::Mismatch { line: lines.number, expected: None, got: Some(extra) });
                 }
                 input.apply(&mut core);
                 report.inputs += 1;
@@ -327,10 +325,10 @@ pub fn replay(reader: impl BufRead, check: bool, out: &mut impl Write) -> Result
             Line::Output(_) => {}
         }
     }
-    if let Some(extra) = pending.pop_front() {
-        if report.truncated_line.is_none() {
-            return Err(ReplayError::Mismatch { line: lines.number + 1, expected: None, got: Some(extra) });
-        }
+    if let Some(extra) = pending.pop_front()
+        && report.truncated_line.is_none()
+    {
+        return Err(ReplayError::Mismatch { line: lines.number + 1, expected: None, got: Some(extra) });
     }
     Ok(report)
 }
@@ -414,7 +412,7 @@ mod tests {
         }
         let missing = format!("{}\n{}\n", header(true), r#"{"in":"open","at":1000,"conn":1,"ip":"1.2.3.4"}"#);
         assert!(matches!(replay(missing.as_bytes(), true, &mut io::sink()), Err(ReplayError::Mismatch { .. })));
-        assert!(matches!(replay(missing.as_bytes(), false, &mut io::sink()), Ok(_)));
+        assert!(replay(missing.as_bytes(), false, &mut io::sink()).is_ok());
         let no_outputs = format!("{}\n", header(false));
         assert!(matches!(replay(no_outputs.as_bytes(), true, &mut io::sink()), Err(ReplayError::NoOutputs)));
     }

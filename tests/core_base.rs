@@ -436,7 +436,7 @@ fn userset_is_echoed_to_everyone_in_every_channel_of_the_user() {
     sim.send(a1, r##"[{"m":"userset","set":{"name":"Lapis","color":"#FF8FF9"}}]"##);
     let unmoved = json!({"m":"p","id":ida,"_id":ida,"name":"Lapis","color":"#ff8ff9","x":200,"y":100});
     for conn in [a1, a2, b, c] {
-        assert_eq!(sim.take(conn), [unmoved.clone()], "{conn:?}");
+        assert_eq!(sim.take(conn), std::slice::from_ref(&unmoved), "{conn:?}");
     }
     // The profile persists across reconnection.
     sim.disconnect(a1);
@@ -623,7 +623,7 @@ fn message_and_byte_quotas_close_4007_and_4002() {
         ..CoreConfig::default()
     });
     let (a, _) = sim.hi(&ip(1));
-    sim.send(a, &format!("[{}]", vec![r#"{"m":"t"}"#; 11].join(",")));
+    sim.send(a, &format!("[{}]", [r#"{"m":"t"}"#; 11].join(",")));
     assert_eq!(sim.closed.get(&a), Some(&(4007, "Exceeded 10 messages per 10 seconds.".to_string())));
     let (b, _) = sim.hi(&ip(2));
     sim.send(b, &" ".repeat(1001));

@@ -15,10 +15,10 @@ impl Core {
             if (ch.kind == Kind::Normal) != ch.crown.is_some() {
                 return Err(format!("channel {name:?}: crown present iff normal room"));
             }
-            if let Some(holder) = ch.holder() {
-                if ch.participant(holder).is_none() {
-                    return Err(format!("channel {name:?}: crown held by an absent user"));
-                }
+            if let Some(holder) = ch.holder()
+                && ch.participant(holder).is_none()
+            {
+                return Err(format!("channel {name:?}: crown held by an absent user"));
             }
             if ch.kind == Kind::Lobby && ch.participants.len() > self.config.lobby_capacity {
                 return Err(format!("lobby {name:?} holds {} participants", ch.participants.len()));
@@ -53,10 +53,10 @@ impl Core {
             if !self.timers.contains(&(conn.ping_deadline, Timer::Ping(*id))) {
                 return Err(format!("{id:?} has no ping timer"));
             }
-            if let Some(user) = conn.user {
-                if !self.users.get(&user).is_some_and(|u| u.conns.contains(id)) {
-                    return Err(format!("{id:?} is not among its user's connections"));
-                }
+            if let Some(user) = conn.user
+                && !self.users.get(&user).is_some_and(|u| u.conns.contains(id))
+            {
+                return Err(format!("{id:?} is not among its user's connections"));
             }
         }
         for (user_id, user) in &self.users {

@@ -366,12 +366,12 @@ impl Core {
         self.leave_channel(now, conn_id);
         let Some(conn) = self.conns.remove(&conn_id) else { return };
         self.timers.remove(&(conn.ping_deadline, Timer::Ping(conn_id)));
-        if let Some(user_id) = conn.user {
-            if let Some(user) = self.users.get_mut(&user_id) {
-                user.conns.retain(|c| *c != conn_id);
-                if user.conns.is_empty() {
-                    self.users.remove(&user_id);
-                }
+        if let Some(user_id) = conn.user
+            && let Some(user) = self.users.get_mut(&user_id)
+        {
+            user.conns.retain(|c| *c != conn_id);
+            if user.conns.is_empty() {
+                self.users.remove(&user_id);
             }
         }
     }

@@ -97,10 +97,10 @@ impl Core {
         self.profiles.insert(user_id, Profile { name: user.name.clone(), color: user.color.clone() });
         let mut channels: Vec<Rc<str>> = Vec::new();
         for conn in &user.conns {
-            if let Some(ch) = self.conns.get(conn).and_then(|c| c.channel.clone()) {
-                if !channels.contains(&ch) {
-                    channels.push(ch);
-                }
+            if let Some(ch) = self.conns.get(conn).and_then(|c| c.channel.clone())
+                && !channels.contains(&ch)
+            {
+                channels.push(ch);
             }
         }
         for channel in channels {
