@@ -8,6 +8,7 @@
 use super::head::Head;
 use super::stream::CountingStream;
 use super::ws::Ws;
+use crate::core::PeerInfo;
 use mio::Interest;
 use mio::net::TcpStream;
 use std::io::{self, Read, Write};
@@ -57,12 +58,14 @@ impl Phase {
     }
 }
 
-/// A `101` response on its way out, and the bytes that followed the request head.
+/// A `101` response on its way out, the bytes that followed the request head, and what the
+/// core will be told about the peer.
 pub(super) struct Upgrading {
     pub(super) stream: TcpStream,
     pub(super) response: Vec<u8>,
     pub(super) written: usize,
     pub(super) leftover: Vec<u8>,
+    pub(super) peer: PeerInfo,
 }
 
 /// Progress of a phase that writes to a socket.

@@ -241,10 +241,12 @@ impl EventLoop {
             }
             HeadStep::Upgrade { request, response, leftover } => {
                 debug!("conn {key}: {} upgrades on {}", conn.peer, request.uri());
+                // The request's headers are at hand here for whatever the core should learn.
+                let peer = peer_info(conn.peer.ip());
                 let Phase::Head { stream, .. } = std::mem::replace(&mut conn.phase, Phase::Gone) else {
                     return;
                 };
-                conn.phase = Phase::Upgrading(Upgrading { stream, response, written: 0, leftover });
+                conn.phase = Phase::Upgrading(Upgrading { stream, response, written: 0, leftover, peer });
                 self.write_upgrade(key, now);
             }
         }
@@ -284,10 +286,9 @@ impl EventLoop {
         conn.phase = Phase::Open(Box::new(ws));
         conn.deadline = None;
         conn.want_write = false;
-        let peer = peer_info(conn.peer.ip());
         info!("conn {key}: open from {}", conn.peer);
         self.sync_interest(key);
-        self.core.handle(now, Input::Open { conn: ConnId(key), peer });
+        self.core.handle(now, Input::Open { conn: ConnId(key), peer: up.peer });
         self.route(now);
         // Frames may have arrived with the request head or since.
         self.read_open(key, now);

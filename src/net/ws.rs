@@ -17,6 +17,9 @@ use tungstenite::{Error, Message, Utf8Bytes};
 /// Room in tungstenite's buffer for control frames (pong, close) on top of data.
 const CONTROL_SLACK: usize = 512;
 
+/// Largest batch gathered into one write.
+const MAX_BATCH: usize = 1 << 30;
+
 /// The caps that apply to every WebSocket's outgoing side.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Limits {
@@ -29,7 +32,7 @@ pub(super) struct Limits {
 
 impl Limits {
     pub(super) fn new(config: &Config) -> Limits {
-        let batch = config.write_buffer_bytes.max(1);
+        let batch = config.write_buffer_bytes.clamp(1, MAX_BATCH);
         Limits {
             batch,
             early_flush: (config.send_queue_soft_bytes / 2).max(batch),
