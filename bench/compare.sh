@@ -42,11 +42,15 @@ bench_core=${BENCH_CORE:-1}
 fail_below=${FAIL_BELOW:-0.9}
 read -r -a server_args <<<"${SERVER_ARGS:-}"
 
-pin() { # pin CORE command...: run pinned when taskset exists
-  local core=$1
-  shift
-  if command -v taskset >/dev/null; then taskset -c "$core" "$@"; else "$@"; fi
-}
+# Pinning prefixes (taskset execs the command, so $! of a pinned background job is its PID).
+server_pin=()
+bench_pin=()
+if command -v taskset >/dev/null; then
+  server_pin=(taskset -c "$server_core")
+  bench_pin=(taskset -c "$bench_core")
+else
+  echo "taskset not found: running unpinned"
+fi
 
 tmp=$(mktemp -d)
 server_pid=""
@@ -72,9 +76,14 @@ bench="$root/target/release/mppd-bench"
 
 run_one() { # run_one NAME PORT
   local name=$1 port=$2
-  pin "$server_core" "$tmp/mppd-$name" --listen "127.0.0.1:$port" "${server_args[@]}" >"$tmp/$name.log" 2>&1 &
+  "${server_pin[@]}" "$tmp/mppd-$name" --listen "127.0.0.1:$port" "${server_args[@]}" >"$tmp/$name.log" 2>&1 &
   server_pid=$!
-  if pin "$bench_core" "$bench" fanout --server "127.0.0.1:$port" --server-pid "$server_pid" \
+  sleep 0.2
+  if ! kill -0 "$server_pid" 2>/dev/null; then
+    echo "  [$name] server exited at start:" && sed 's/^/    /' "$tmp/$name.log"
+    exit 1
+  fi
+  if "${bench_pin[@]}" "$bench" fanout --server "127.0.0.1:$port" --server-pid "$server_pid" \
     --json "${fanout_args[@]}" >"$tmp/out" 2>&1; then
     tail -n 1 "$tmp/out" >>"$tmp/$name.jsonl"
     grep -E '^(deliveries|per server|latency|losses)' "$tmp/out" | sed "s/^/  [$name] /"
@@ -86,6 +95,13 @@ run_one() { # run_one NAME PORT
   server_pid=""
 }
 
+for port in 9301 9302; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "port $port is in use: stop what listens there first"
+    exit 1
+  fi
+done
+
 for i in $(seq 1 "$runs"); do
   echo "round $i/$runs"
   run_one prev 9301
@@ -93,8 +109,8 @@ for i in $(seq 1 "$runs"); do
 done
 
 median() { # median FILE KEY
-  grep -o "\"$2\":[-0-9.eE+]*" "$1" 2>/dev/null | cut -d: -f2 | sort -g |
-    awk '{v[NR]=$1} END {if (NR == 0) print "nan"; else print v[int((NR + 1) / 2)]}'
+  grep -o "\"$2\":[-0-9.eE+]*" "$1" 2>/dev/null | cut -d: -f2 | grep -v '^$' | sort -g |
+    awk '{v[NR]=$1} END {if (NR == 0) print "nan"; else print v[int((NR + 1) / 2)]}' || true
 }
 
 echo

@@ -104,6 +104,11 @@ fn common(a: &mut Args, default_concurrency: usize) -> Result<Common, String> {
         concurrency: a.get("concurrency", default_concurrency)?.max(1),
         join_timeout_ms: seconds(a, "join-timeout", 30.0)? * 1000.0,
     };
+    if let Some(pid) = c.pid
+        && !procfs::alive(pid)
+    {
+        return Err(format!("--server-pid {pid}: no such running process"));
+    }
     let wait = seconds(a, "wait", 5.0)?;
     wait_for_server(c.server, wait)?;
     Ok(c)

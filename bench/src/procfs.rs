@@ -22,6 +22,15 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     Some((utime + stime) as f64 / ticks_per_second())
 }
 
+/// Whether the process exists and is not a zombie.
+pub fn alive(pid: u32) -> bool {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat.rfind(')').and_then(|i| stat[i + 1..].split_whitespace().next());
+    !matches!(state, None | Some("Z") | Some("X"))
+}
+
 /// Resident set size in KiB (VmRSS).
 pub fn rss_kib(pid: u32) -> Option<u64> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -55,5 +64,7 @@ mod tests {
     fn reads_own_process() {
         assert!(cpu_seconds(0).is_some());
         assert!(rss_kib(std::process::id()).unwrap() > 0);
+        assert!(alive(std::process::id()));
+        assert!(!alive(u32::MAX));
     }
 }
