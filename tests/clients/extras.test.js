@@ -391,3 +391,31 @@ test('net: ls marks banned only for the banned user; absent users can be banned'
   x.c.setChannel(r);
   await Promise.all([refused, awk]);
 });
+
+test('xt: a name set before joining shows in the room; chat before joining is ignored', T, async () => {
+  const x = await bot('xt', 'X');
+  x.c.userset({ name: 'Early' });
+  x.c.say('nowhere');
+  await sync(x.c);
+  const r = H.roomName('xt early name');
+  const joined = waitFor(x.c, 'ch', (m) => m.ch._id === r && m.p);
+  x.c.setChannel(r);
+  const ch = await joined;
+  assert.equal(ch.ppl.find((p) => p.id === x.hi.u._id).name, 'Early');
+  assert.equal(x.c.getOwnParticipant().name, 'Early');
+  assert.deepEqual(ch.ppl.length, 1);
+});
+
+test('net: ch to the room the bot is already in keeps the library state intact', T, async () => {
+  const r = H.roomName('net same room');
+  const a = await bot('net', 'A', { channel: r });
+  const b = await bot('net', 'B', { channel: r });
+  await H.sleep(550); // ch rate limit
+  const noP = collect(a.c, 'p');
+  b.c.setChannel(r);
+  await sync(b.c, a.c);
+  assert.equal(noP.stop().length, 0, 'no second p for the room');
+  assert.equal(b.c.countParticipants(), 2);
+  assert.equal(a.c.countParticipants(), 2);
+  assert.equal(b.c.channel._id, r);
+});
