@@ -195,6 +195,36 @@ const OPTIONS: &[Opt] = &[
         },
     },
     Opt {
+        name: "record",
+        kind: Kind::Value("FILE"),
+        help: "Record every input of the protocol core to FILE (replay with `mppd replay FILE`)",
+        default: |c| c.record.as_ref().map_or("none".to_string(), |p| p.display().to_string()),
+        set: |c, v| {
+            c.record = Some(v.into());
+            Ok(())
+        },
+    },
+    Opt {
+        name: "record-output",
+        kind: Kind::Switch,
+        help: "Also record the outputs, for `mppd replay --check`",
+        default: |c| c.record_output.to_string(),
+        set: |c, v| {
+            c.record_output = boolean(v)?;
+            Ok(())
+        },
+    },
+    Opt {
+        name: "record-addresses",
+        kind: Kind::Value("MODE"),
+        help: "raw (addresses and salt, replays exactly) or pseudonymous (safe to share)",
+        default: |c| format!("{:?}", c.record_addresses).to_lowercase(),
+        set: |c, v| {
+            c.record_addresses = v.trim().parse()?;
+            Ok(())
+        },
+    },
+    Opt {
         name: "log-level",
         kind: Kind::Value("LEVEL"),
         help: "off, error, warn, info, debug or trace (env also LOG_LEVEL)",

@@ -3,8 +3,10 @@
 //! [`CoreConfig`] holds what the protocol state machine depends on (a recording stores it, so a
 //! replay rebuilds the same core); [`Config`] adds what only the shell uses.
 
+use crate::record::AddressMode;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 /// A sliding-window rate limit: at most `count` events per `per_ms` milliseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,6 +128,12 @@ pub struct Config {
     pub close_linger_ms: u64,
     /// Log level: error, warn, info, debug or trace.
     pub log_level: String,
+    /// Write every core input (and optionally output) to this file (README "Recording").
+    pub record: Option<PathBuf>,
+    /// Also record the core's outputs, so `mppd replay --check` can compare them.
+    pub record_output: bool,
+    /// What a recording keeps of client addresses.
+    pub record_addresses: AddressMode,
 }
 
 impl Default for Config {
@@ -142,6 +150,9 @@ impl Default for Config {
             send_queue_hard_bytes: 1024 * 1024,
             close_linger_ms: 2_000,
             log_level: "info".to_string(),
+            record: None,
+            record_output: false,
+            record_addresses: AddressMode::Raw,
         }
     }
 }

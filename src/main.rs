@@ -11,7 +11,11 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 fn main() -> ExitCode {
-    let (mut config, seed_given) = match cli::parse(std::env::args().skip(1), |k| std::env::var(k).ok()) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("replay") {
+        return replay(&args[1..]);
+    }
+    let (mut config, seed_given) = match cli::parse(args, |k| std::env::var(k).ok()) {
         Ok(Command::Run { config, seed_given }) => (config, seed_given),
         Ok(Command::Help) => {
             print!("{}", cli::usage());
@@ -52,4 +56,53 @@ fn random_seed() -> u64 {
         return u64::from_le_bytes(bytes);
     }
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// `mppd replay FILE [--check]`: feeds a recording to a fresh core and prints every output as a
+/// JSON line, or with `--check` compares them with the recorded outputs.
+fn replay(args: &[String]) -> ExitCode {
+    let (mut path, mut check) = (None, false);
+    for arg in args {
+        match arg.as_str() {
+            "--check" => check = true,
+            "--help" | "-h" => {
+                println!("Usage: mppd replay FILE [--check]\n\nReplays a recording made with --record.");
+                return ExitCode::SUCCESS;
+            }
+            other if path.is_none() && !other.starts_with("--") => path = Some(other.to_string()),
+            other => {
+                eprintln!("mppd replay: unexpected argument {other:?}\nUsage: mppd replay FILE [--check]");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let Some(path) = path else {
+        eprintln!("mppd replay: which recording?\nUsage: mppd replay FILE [--check]");
+        return ExitCode::from(2);
+    };
+    let file = match std::fs::File::open(&path) {
+        Ok(file) => std::io::BufReader::new(file),
+        Err(e) => {
+            eprintln!("mppd replay: cannot open {path}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    match mppd::record::replay(file, check, &mut out) {
+        Ok(report) => {
+            drop(out);
+            if let Some(line) = report.truncated_line {
+                eprintln!("mppd replay: line {line} is cut short (the server was stopped while writing); ignored");
+            }
+            let verdict = if check { ", all outputs identical" } else { "" };
+            eprintln!("mppd replay: {} inputs, {} outputs{verdict}", report.inputs, report.outputs);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            drop(out);
+            eprintln!("mppd replay: {path}: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -15,6 +15,7 @@ use super::ws::{Flushed, Limits, Push, Ws};
 use super::{Clock, WAKER};
 use crate::config::Config;
 use crate::core::{ConnId, Core, Input, Output};
+use crate::record::Recorder;
 use log::{debug, info, warn};
 use mio::event::Event;
 use mio::net::TcpListener;
@@ -69,6 +70,8 @@ pub(super) struct EventLoop {
     shutdown_deadline: Option<u64>,
     /// The last broadcast frame converted for tungstenite, shared by all its recipients.
     last_frame: Option<(Rc<str>, Utf8Bytes)>,
+    /// Where every core input (and output) is written, when recording.
+    recorder: Option<Recorder>,
 }
 
 impl EventLoop {
@@ -77,6 +80,7 @@ impl EventLoop {
         listeners: Vec<TcpListener>,
         shutdown_requested: Arc<AtomicBool>,
         config: Config,
+        recorder: Option<Recorder>,
     ) -> EventLoop {
         let limits = Limits::new(&config);
         EventLoop {
@@ -97,6 +101,7 @@ impl EventLoop {
             accept_paused_until: None,
             shutdown_deadline: None,
             last_frame: None,
+            recorder,
         }
     }
 
@@ -120,6 +125,9 @@ impl EventLoop {
             self.run_timers(now);
             self.flush_dirty(now);
             self.free_gone(now);
+            if let Some(recorder) = self.recorder.as_mut() {
+                recorder.flush();
+            }
             if let Some(deadline) = self.shutdown_deadline
                 && (self.conns.is_empty() || now >= deadline)
             {
@@ -288,7 +296,7 @@ impl EventLoop {
         conn.want_write = false;
         info!("conn {key}: open from {}", conn.peer);
         self.sync_interest(key);
-        self.core.handle(now, Input::Open { conn: ConnId(key), peer: up.peer });
+        self.feed(now, Input::Open { conn: ConnId(key), peer: up.peer });
         self.route(now);
         // Frames may have arrived with the request head or since.
         self.read_open(key, now);
@@ -304,7 +312,7 @@ impl EventLoop {
             let result = ws.socket.read();
             match result {
                 Ok(Message::Text(text)) => {
-                    self.core.handle(now, Input::Text { conn: ConnId(key), text: text.as_str() });
+                    self.feed(now, Input::Text { conn: ConnId(key), text: text.as_str() });
                     self.route(now);
                 }
                 Ok(Message::Binary(_)) => debug!("conn {key}: binary frame ignored"),
@@ -389,11 +397,22 @@ impl EventLoop {
 
     // ---- core outputs ----------------------------------------------------------------------
 
+    /// Hands one input to the core, recording it first when recording.
+    fn feed(&mut self, now: u64, input: Input<'_>) {
+        if let Some(recorder) = self.recorder.as_mut() {
+            recorder.input(now, &input);
+        }
+        self.core.handle(now, input);
+    }
+
     /// Delivers every output of the core, then tells it about connections the shell closed
     /// meanwhile, until nothing is left. Never called from within itself.
     fn route(&mut self, now: u64) {
         loop {
             let outputs: Vec<Output> = self.core.drain_outputs().collect();
+            if let Some(recorder) = self.recorder.as_mut() {
+                recorder.outputs(&outputs);
+            }
             for output in outputs {
                 match output {
                     Output::Send { conn, frame, droppable } => self.send(conn.0, frame, droppable, now),
@@ -404,7 +423,7 @@ impl EventLoop {
             }
             let Some(conn) = self.lost.pop_front() else { break };
             if self.shutdown_deadline.is_none() {
-                self.core.handle(now, Input::Closed { conn });
+                self.feed(now, Input::Closed { conn });
             }
         }
         self.last_frame = None;
@@ -528,7 +547,7 @@ impl EventLoop {
             }
         }
         if self.shutdown_deadline.is_none() && self.core.next_deadline().is_some_and(|at| at <= now) {
-            self.core.handle(now, Input::Tick);
+            self.feed(now, Input::Tick);
             self.route(now);
         }
     }

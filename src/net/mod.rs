@@ -24,6 +24,7 @@ mod timers;
 mod ws;
 
 use crate::config::Config;
+use crate::record::Recorder;
 use clock::Clock;
 use event_loop::{EventLoop, listener_token};
 use mio::net::TcpListener;
@@ -42,6 +43,7 @@ pub struct Server {
     listeners: Vec<TcpListener>,
     shutdown: ShutdownHandle,
     config: Config,
+    recorder: Option<Recorder>,
 }
 
 impl Server {
@@ -60,7 +62,15 @@ impl Server {
         }
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let shutdown = ShutdownHandle { waker, requested: Arc::new(AtomicBool::new(false)) };
-        Ok(Server { poll, listeners, shutdown, config })
+        let recorder = match &config.record {
+            Some(path) => {
+                Some(Recorder::create(path, &config.core, config.record_output, config.record_addresses).map_err(
+                    |e| io::Error::new(e.kind(), format!("cannot create the recording {}: {e}", path.display())),
+                )?)
+            }
+            None => None,
+        };
+        Ok(Server { poll, listeners, shutdown, config, recorder })
     }
 
     /// The addresses actually bound, in the order of `config.listen`.
@@ -78,7 +88,7 @@ impl Server {
         for addr in self.local_addrs() {
             log::info!("listening on {addr}");
         }
-        EventLoop::new(self.poll, self.listeners, self.shutdown.requested, self.config).run()
+        EventLoop::new(self.poll, self.listeners, self.shutdown.requested, self.config, self.recorder).run()
     }
 }
 
