@@ -9,6 +9,7 @@ mod channel;
 mod ids;
 mod invariants;
 mod moderation;
+mod persist;
 mod quota;
 mod room;
 mod session;
@@ -16,6 +17,7 @@ mod traffic;
 
 pub use self::channel::{AWKWARD, Kind};
 pub use self::ids::{UserId, identity_for_address};
+pub use self::persist::{SavedBan, SavedProfile, Snapshot};
 pub use self::quota::{NoteQuota, PARAMS_CROWNED, PARAMS_LOBBY, PARAMS_NORMAL, QuotaParams};
 
 use self::channel::Channel;
@@ -152,6 +154,10 @@ pub struct Core {
     /// Final `ls` entries (count 0) of listed channels destroyed during this input.
     ls_gone: BTreeMap<Rc<str>, String>,
     counters: Counters,
+    /// Bans restored for channels not created since (see `persist`).
+    pending_bans: persist::PendingBans,
+    /// Bumped whenever what [`Core::snapshot`] returns may have changed.
+    persist_generation: u64,
     outputs: Vec<Output>,
     /// The `now` of the input being handled.
     now: u64,
@@ -170,6 +176,8 @@ impl Core {
             ls_dirty: BTreeSet::new(),
             ls_gone: BTreeMap::new(),
             counters: Counters::default(),
+            pending_bans: persist::PendingBans::new(),
+            persist_generation: 0,
             outputs: Vec::new(),
             now: 0,
         }

@@ -86,6 +86,8 @@ impl Core {
         let Some(ch) = self.channels.get_mut(&key) else { return };
         ch.bans.retain(|_, until| *until > now);
         ch.bans.insert(target, now.saturating_add(ms));
+        self.persist_changed();
+        let Some(ch) = self.channels.get(&key) else { return };
         let Some(present) = ch.participant(target) else { return };
         let target_conns = present.conns.clone();
         let banner_name = self.users.get(&banner).map(|u| u.name.clone()).unwrap_or_default();
@@ -127,6 +129,7 @@ impl Core {
         let Some(ch) = self.channels.get_mut(&key) else { return };
         // Only a lifted ban changes what the list shows (`banned`, §6 `ls`).
         if ch.bans.remove(&target).is_some_and(|until| until > now) {
+            self.persist_changed();
             self.list_changed(&key);
         }
     }

@@ -42,7 +42,13 @@ impl Core {
     pub(super) fn destination(&self, now: u64, user: UserId, requested: &str) -> (String, Option<String>) {
         let mut name = requested.to_string();
         loop {
-            let Some(ch) = self.channels.get(name.as_str()) else { return (name, None) };
+            let Some(ch) = self.channels.get(name.as_str()) else {
+                // A restored ban still keeps its user from creating the room (see `persist`).
+                if let Some(remaining) = self.pending_ban_remaining(&name, user, now) {
+                    return (AWKWARD.to_string(), Some(banned_notice(&name, remaining)));
+                }
+                return (name, None);
+            };
             if ch.participant(user).is_some() {
                 return (name, None);
             }
@@ -53,9 +59,7 @@ impl Core {
                 },
                 Kind::Normal => {
                     if let Some(remaining) = ch.ban_remaining(user, now) {
-                        let minutes = remaining.div_ceil(60_000);
-                        let text = format!("Currently banned from \"{name}\" for {minutes} minutes.");
-                        return (AWKWARD.to_string(), Some(text));
+                        return (AWKWARD.to_string(), Some(banned_notice(&name, remaining)));
                     }
                     let crown_user = ch.crown.as_ref().map(|c| c.user_id);
                     let full = ch.settings.limit.is_some_and(|limit| ch.participants.len() >= usize::from(limit));
@@ -82,6 +86,9 @@ impl Core {
             None => {
                 let key: Rc<str> = Rc::from(name);
                 let mut ch = Channel::new(key.clone(), user, now);
+                if ch.kind == Kind::Normal {
+                    ch.bans = self.take_pending_bans(name, now);
+                }
                 if let (Kind::Normal, Some(set)) = (ch.kind, set) {
                     ch.settings.apply(set);
                 }
@@ -161,6 +168,10 @@ impl Core {
         };
         if ch.participants.is_empty() {
             let ch = self.channels.remove(&key);
+            // §3.5: bans die with the room.
+            if ch.as_ref().is_some_and(|c| !c.bans.is_empty()) {
+                self.persist_changed();
+            }
             if let Some(ch) = ch.filter(|c| c.listed) {
                 self.ls_gone.insert(key.clone(), channel_info_json(&ch, 0, false));
             }
@@ -210,4 +221,10 @@ impl Core {
             }
         }
     }
+}
+
+/// The notification a banned user gets on trying to join (§9.5).
+fn banned_notice(name: &str, remaining: u64) -> String {
+    let minutes = remaining.div_ceil(60_000);
+    format!("Currently banned from \"{name}\" for {minutes} minutes.")
 }

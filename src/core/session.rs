@@ -95,6 +95,8 @@ impl Core {
             return;
         }
         self.profiles.insert(user_id, Profile { name: user.name.clone(), color: user.color.clone() });
+        // Direct field access: `user` still borrows `self.users`.
+        self.persist_generation = self.persist_generation.wrapping_add(1);
         let mut channels: Vec<Rc<str>> = Vec::new();
         for conn in &user.conns {
             if let Some(ch) = self.conns.get(conn).and_then(|c| c.channel.clone())
