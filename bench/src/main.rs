@@ -249,8 +249,8 @@ fn fanout(a: &mut Args) -> Result<Report, String> {
     sw.set_window(w0, w1);
     let mut sent = vec![0u64; m];
     let phase: Vec<f64> = (0..m).map(|j| j as f64 / m.max(1) as f64).collect();
-    let mut snap0: Option<(f64, Option<f64>, Option<f64>)> = None;
-    let snapshot = |pid| (now_ms(), cpu(pid), procfs::cpu_seconds(0));
+    let mut snap0 = None;
+    let snapshot = |pid| (now_ms(), cpu(pid), procfs::cpu_seconds(0), procfs::cpu_split(0));
     loop {
         let now = now_ms();
         if now >= w1 {
@@ -296,6 +296,7 @@ fn fanout(a: &mut Args) -> Result<Report, String> {
     let offered = m as f64 * rate * (room_size - 1) as f64;
     let server_cpu = snap0.1.zip(snap1.1).map(|(a, b)| b - a);
     let gen_cpu = snap0.2.zip(snap1.2).map(|(a, b)| b - a);
+    let gen_sys = snap0.3.zip(snap1.3).map(|(a, b)| b.1 - a.1);
     let per_cpu = server_cpu.filter(|s| *s > 0.0).map(|s| delivered / s);
     let lost = k.window_expected as i64 - k.window_notes_received as i64;
     let lat = sw.latency_us();
@@ -324,6 +325,7 @@ fn fanout(a: &mut Args) -> Result<Report, String> {
     r.set("latency_max_ms", ms(lat.max()));
     r.set("latency_mean_ms", lat.mean() / 1000.0);
     r.set("generator_cpu_util", gen_cpu.map(|g| g / window_s));
+    r.set("generator_sys_util", gen_sys.map(|g| g / window_s));
     r.set("server_rss_kib", rss_end);
     r.set("send_blocked", k.send_blocked);
     r.set("generator_reads", k.reads);

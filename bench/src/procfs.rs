@@ -11,6 +11,11 @@ pub fn ticks_per_second() -> f64 {
 
 /// User plus system CPU seconds of a process (`pid` 0 means this one).
 pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    cpu_split(pid).map(|(u, s)| u + s)
+}
+
+/// User and system CPU seconds of a process (`pid` 0 means this one).
+pub fn cpu_split(pid: u32) -> Option<(f64, f64)> {
     let path = if pid == 0 { "/proc/self/stat".to_string() } else { format!("/proc/{pid}/stat") };
     let stat = fs::read_to_string(path).ok()?;
     // The command name may contain spaces and parentheses: fields follow the last ')'.
@@ -19,7 +24,8 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     // rest starts at field 3 (state); utime and stime are fields 14 and 15.
     let utime: u64 = fields.nth(11)?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
-    Some((utime + stime) as f64 / ticks_per_second())
+    let hz = ticks_per_second();
+    Some((utime as f64 / hz, stime as f64 / hz))
 }
 
 /// Whether the process exists and is not a zombie.

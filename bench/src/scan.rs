@@ -39,8 +39,35 @@ impl Scanner {
     }
 }
 
-/// Parses the JSON number at the start of `text`.
+/// Parses the JSON number at the start of `text`. Plain decimals (`1700000000123.456`, what the
+/// generator sends and the server echoes) take a fast path; anything else goes to `str::parse`.
 pub fn parse_number(text: &[u8]) -> Option<f64> {
+    let mut int: u64 = 0;
+    let mut i = 0;
+    while i < text.len() && text[i].is_ascii_digit() && i < 18 {
+        int = int * 10 + (text[i] - b'0') as u64;
+        i += 1;
+    }
+    if i > 0 {
+        let mut frac: u64 = 0;
+        let mut scale = 1.0;
+        let mut j = i;
+        if text.get(i) == Some(&b'.') {
+            j += 1;
+            while j < text.len() && text[j].is_ascii_digit() && j - i <= 9 {
+                frac = frac * 10 + (text[j] - b'0') as u64;
+                scale *= 10.0;
+                j += 1;
+            }
+        }
+        if !matches!(text.get(j), Some(b'0'..=b'9' | b'e' | b'E' | b'.')) && j != i + 1 {
+            return Some(int as f64 + frac as f64 / scale);
+        }
+    }
+    parse_number_slow(text)
+}
+
+fn parse_number_slow(text: &[u8]) -> Option<f64> {
     let len =
         text.iter().position(|b| !matches!(b, b'0'..=b'9' | b'.' | b'-' | b'+' | b'e' | b'E')).unwrap_or(text.len());
     std::str::from_utf8(&text[..len]).ok()?.parse().ok()
@@ -67,6 +94,11 @@ mod tests {
     #[test]
     fn numbers() {
         assert_eq!(parse_number(b"12.5,"), Some(12.5));
+        assert_eq!(parse_number(b"1700000000123.456}"), Some(1700000000123.456));
+        assert_eq!(parse_number(b"1700000000123,"), Some(1700000000123.0));
+        assert_eq!(parse_number(b"-3.25"), Some(-3.25));
+        assert_eq!(parse_number(b"0.1234567890123"), Some(0.1234567890123));
+        assert_eq!(parse_number(b"12345678901234567890"), Some(12345678901234567890.0));
         assert_eq!(parse_number(b"1e3}"), Some(1000.0));
         assert_eq!(parse_number(b"\"x\""), None);
     }
