@@ -95,6 +95,17 @@ const OPTIONS: &[Opt] = &[
         },
     },
     Opt {
+        name: "custom-id-limit",
+        kind: Kind::Value("N"),
+        help: "Highest \"customId\" a \"hi\" may ask for, giving one address several user ids \
+               (testing; 0: off)",
+        default: |c| c.core.custom_id_limit.to_string(),
+        set: |c, v| {
+            c.core.custom_id_limit = number(v)?;
+            Ok(())
+        },
+    },
+    Opt {
         name: "ping-timeout-ms",
         kind: Kind::Value("MS"),
         help: "Close a connection that sends no \"t\" (or no \"hi\") for this long",
@@ -379,6 +390,8 @@ mod tests {
         assert!(config.core.random_ids);
         assert_eq!(config.core.ping_timeout_ms, 500);
         assert_eq!(config.core.motd.as_deref(), Some("hey"));
+        let (config, _) = run(&["--custom-id-limit", "8"], &[]).unwrap();
+        assert_eq!(config.core.custom_id_limit, 8);
         let (config, _) = run(&[], &[("MPPD_RANDOM_IDS", "1"), ("MPPD_SALT", "e")]).unwrap();
         assert!(config.core.random_ids);
         assert_eq!(config.core.id_salt, "e");

@@ -11,6 +11,9 @@
 //! {"in":"closed","at":1700000000900,"conn":1}
 //! {"in":"tick","at":1700000060000}
 //! ```
+//!
+//! Blank lines and lines starting with `#` are skipped, so hand-written recordings can explain
+//! themselves.
 
 use crate::config::CoreConfig;
 use crate::core::{ConnId, Core, Input, Output, PeerInfo};
@@ -349,7 +352,8 @@ impl<R: BufRead> LineReader<R> {
             self.number += 1;
             let complete = text.ends_with('\n');
             let trimmed = text.trim_end_matches(['\n', '\r']);
-            if trimmed.trim().is_empty() {
+            // Blank lines and `#` comments (for hand-written recordings) are skipped.
+            if trimmed.trim().is_empty() || trimmed.trim_start().starts_with('#') {
                 continue;
             }
             return Ok(Some((trimmed.to_string(), complete)));
@@ -392,6 +396,17 @@ mod tests {
                 "\n"
             )
         );
+    }
+
+    #[test]
+    fn comments_and_blank_lines_are_skipped() {
+        let text = format!(
+            "{}\n# a comment\n\n  # indented\n{}\n",
+            header(false),
+            r#"{"in":"open","at":1000,"conn":1,"ip":"1.2.3.4"}"#
+        );
+        let report = replay(text.as_bytes(), false, &mut io::sink()).unwrap();
+        assert_eq!(report, ReplayReport { inputs: 1, outputs: 1, truncated_line: None });
     }
 
     #[test]
