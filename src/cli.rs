@@ -9,6 +9,8 @@ use std::net::SocketAddr;
 #[derive(Debug)]
 pub enum Command {
     Help,
+    /// Print the effective configuration (salt redacted) and exit.
+    PrintConfig(Box<Config>),
     /// Run with this configuration; `seed_given` is false when the seed must be chosen at random.
     Run {
         config: Box<Config>,
@@ -236,6 +238,37 @@ const OPTIONS: &[Opt] = &[
         },
     },
     Opt {
+        name: "data-dir",
+        kind: Kind::Value("DIR"),
+        help: "Where names, colours and room bans are saved (state.json); empty: keep them in memory only",
+        default: |c| c.data_dir.as_ref().map_or("none".to_string(), |p| p.display().to_string()),
+        set: |c, v| {
+            c.data_dir = (!v.is_empty()).then(|| v.into());
+            Ok(())
+        },
+    },
+    Opt {
+        name: "save-delay-ms",
+        kind: Kind::Value("MS"),
+        help: "Time from a change of names, colours or bans to its save (and at shutdown)",
+        default: |c| c.save_delay_ms.to_string(),
+        set: |c, v| {
+            c.save_delay_ms = number(v)?;
+            Ok(())
+        },
+    },
+    Opt {
+        name: "static",
+        kind: Kind::Value("DIR"),
+        help: "Serve a web client's files from DIR (index.html for / and for room paths); \
+               empty: plain requests other than /health and /metrics get 400",
+        default: |c| c.static_dir.as_ref().map_or("none".to_string(), |p| p.display().to_string()),
+        set: |c, v| {
+            c.static_dir = (!v.is_empty()).then(|| v.into());
+            Ok(())
+        },
+    },
+    Opt {
         name: "log-level",
         kind: Kind::Value("LEVEL"),
         help: "off, error, warn, info, debug or trace (env also LOG_LEVEL)",
@@ -272,6 +305,8 @@ pub fn usage() -> String {
         let _ = writeln!(text, "  {head:<30} {}", opt.help);
         let _ = writeln!(text, "  {:<30} [default: {}] [env: {}]", "", (opt.default)(&defaults), env_name(opt.name));
     }
+    let _ =
+        writeln!(text, "  {:<30} Print the effective configuration as JSON (salt redacted) and exit", "--print-config");
     let _ = writeln!(text, "  {:<30} Print this help", "--help");
     text
 }
@@ -296,10 +331,15 @@ pub fn parse(args: impl IntoIterator<Item = String>, env: impl Fn(&str) -> Optio
     }
 
     let mut listen_flags: Vec<SocketAddr> = Vec::new();
+    let mut print_config = false;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         if arg == "--help" || arg == "-h" {
             return Ok(Command::Help);
+        }
+        if arg == "--print-config" {
+            print_config = true;
+            continue;
         }
         let Some(flag) = arg.strip_prefix("--") else {
             return Err(format!("unexpected argument {arg:?}"));
@@ -329,7 +369,18 @@ pub fn parse(args: impl IntoIterator<Item = String>, env: impl Fn(&str) -> Optio
     if config.listen.is_empty() {
         return Err("no listen address".to_string());
     }
+    if print_config {
+        return Ok(Command::PrintConfig(Box::new(config)));
+    }
     Ok(Command::Run { config: Box::new(config), seed_given })
+}
+
+/// The configuration as pretty JSON, with the salt replaced: it is a secret (README).
+pub fn effective_config(config: &Config) -> String {
+    let mut shown = config.clone();
+    shown.core.id_salt = "<redacted>".to_string();
+    // Plain data with string keys: serializing cannot fail.
+    serde_json::to_string_pretty(&shown).unwrap_or_default()
 }
 
 fn set(config: &mut Config, name: &str, value: &str) -> Result<(), String> {
@@ -349,7 +400,31 @@ mod tests {
         match parse(args.iter().map(|a| a.to_string()), |k| env.get(k).cloned())? {
             Command::Run { config, seed_given } => Ok((*config, seed_given)),
             Command::Help => Err("help".to_string()),
+            Command::PrintConfig(_) => Err("print-config".to_string()),
         }
+    }
+
+    #[test]
+    fn persistence_and_static_options() {
+        let (config, _) =
+            run(&["--data-dir", "/var/lib/mppd", "--save-delay-ms", "50", "--static", "web"], &[]).unwrap();
+        assert_eq!(config.data_dir, Some("/var/lib/mppd".into()));
+        assert_eq!(config.save_delay_ms, 50);
+        assert_eq!(config.static_dir, Some("web".into()));
+        let (config, _) = run(&[], &[("MPPD_DATA_DIR", ""), ("MPPD_STATIC", "/srv/mpp")]).unwrap();
+        assert_eq!(config.data_dir, None);
+        assert_eq!(config.static_dir, Some("/srv/mpp".into()));
+    }
+
+    #[test]
+    fn print_config_redacts_the_salt() {
+        let parsed = parse(["--salt", "hush", "--print-config"].map(String::from), |_| None).unwrap();
+        let Command::PrintConfig(config) = parsed else { panic!("expected print-config") };
+        let text = effective_config(&config);
+        assert!(!text.contains("hush"), "{text}");
+        assert!(text.contains("<redacted>"), "{text}");
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["data_dir"], "data");
     }
 
     #[test]

@@ -134,6 +134,12 @@ pub struct Config {
     pub record_output: bool,
     /// What a recording keeps of client addresses.
     pub record_addresses: AddressMode,
+    /// Where names, colours and room bans are saved (`state.json`); `None` keeps them in memory.
+    pub data_dir: Option<PathBuf>,
+    /// How long after a change of the saved state it is written (changes meanwhile join it).
+    pub save_delay_ms: u64,
+    /// A web client's files, served for plain HTTP requests (README "Configuration").
+    pub static_dir: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -153,6 +159,9 @@ impl Default for Config {
             record: None,
             record_output: false,
             record_addresses: AddressMode::Raw,
+            data_dir: Some(PathBuf::from("data")),
+            save_delay_ms: 2_000,
+            static_dir: None,
         }
     }
 }

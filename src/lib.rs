@@ -9,6 +9,7 @@ pub mod core;
 pub mod net;
 pub mod proto;
 pub mod record;
+pub mod store;
 
 pub use crate::config::Config;
 pub use crate::core::{ConnId, Core, Input, Output, PeerInfo};

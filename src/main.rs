@@ -21,6 +21,10 @@ fn main() -> ExitCode {
             print!("{}", cli::usage());
             return ExitCode::SUCCESS;
         }
+        Ok(Command::PrintConfig(config)) => {
+            println!("{}", cli::effective_config(&config));
+            return ExitCode::SUCCESS;
+        }
         Err(e) => {
             eprintln!("mppd: {e}\nTry `mppd --help`.");
             return ExitCode::from(2);

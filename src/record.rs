@@ -16,7 +16,7 @@
 //! themselves.
 
 use crate::config::CoreConfig;
-use crate::core::{ConnId, Core, Input, Output, PeerInfo};
+use crate::core::{ConnId, Core, Input, Output, PeerInfo, Snapshot};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;
@@ -60,6 +60,9 @@ pub struct Header {
     pub addresses: AddressMode,
     pub outputs: bool,
     pub core: CoreConfig,
+    /// The saved state the live core was restored from at startup (src/store.rs), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored: Option<Snapshot>,
 }
 
 /// One input line.
@@ -148,6 +151,18 @@ pub struct Recorder {
 impl Recorder {
     /// Creates the file and writes the header.
     pub fn create(path: &Path, core: &CoreConfig, with_outputs: bool, addresses: AddressMode) -> io::Result<Recorder> {
+        Recorder::create_restored(path, core, with_outputs, addresses, None)
+    }
+
+    /// Like [`create`](Recorder::create), for a core restored from `restored` before its first
+    /// input. A pseudonymous recording leaves the saved state out: its user ids would not match.
+    pub fn create_restored(
+        path: &Path,
+        core: &CoreConfig,
+        with_outputs: bool,
+        addresses: AddressMode,
+        restored: Option<&Snapshot>,
+    ) -> io::Result<Recorder> {
         let mut core = core.clone();
         if addresses == AddressMode::Pseudonymous {
             core.id_salt = "pseudonymous".to_string();
@@ -158,6 +173,7 @@ impl Recorder {
             addresses,
             outputs: with_outputs,
             core,
+            restored: restored.filter(|_| addresses == AddressMode::Raw).cloned(),
         };
         let mut out = BufWriter::new(File::create(path)?);
         writeln!(out, "{}", to_line(&header))?;
@@ -289,6 +305,9 @@ pub fn replay(reader: impl BufRead, check: bool, out: &mut impl Write) -> Result
         return Err(ReplayError::NoOutputs);
     }
     let mut core = Core::new(header.core);
+    if let Some(snapshot) = header.restored {
+        core.restore(snapshot);
+    }
     let mut report = ReplayReport::default();
     // Outputs produced by the last input that the recording has not matched yet.
     let mut pending: std::collections::VecDeque<String> = Default::default();
@@ -372,6 +391,7 @@ mod tests {
             addresses: AddressMode::Raw,
             outputs,
             core: CoreConfig::default(),
+            restored: None,
         })
     }
 

@@ -10,12 +10,14 @@ use super::conn::{Closing, Conn, Phase, Progress, Upgrading};
 use super::head::{Head, HeadStep, request_timeout};
 use super::listeners::{Accepted, accept_one};
 use super::peer::peer_info;
+use super::persist::Persistence;
 use super::timers::Timers;
 use super::ws::{Flushed, Limits, Push, Ws};
 use super::{Clock, WAKER};
 use crate::config::Config;
-use crate::core::{ConnId, Core, Input, Output};
+use crate::core::{ConnId, Core, Input, Output, Snapshot};
 use crate::record::Recorder;
+use crate::store::Saver;
 use log::{debug, info, warn};
 use mio::event::Event;
 use mio::net::TcpListener;
@@ -33,6 +35,10 @@ use tungstenite::{Error, Message, Utf8Bytes};
 
 /// How long accepting pauses after the process ran out of descriptors.
 const ACCEPT_RETRY_MS: u64 = 100;
+
+/// Longest time shutdown waits for clients to take their close frames, so that the process
+/// exits within a second of SIGTERM whatever `close_linger_ms` says.
+const SHUTDOWN_LINGER_MAX_MS: u64 = 750;
 
 /// Close codes the shell itself uses (PROTOCOL.md §11).
 const CLOSE_PROTOCOL_ERROR: u16 = 1002;
@@ -72,6 +78,8 @@ pub(super) struct EventLoop {
     last_frame: Option<(Rc<str>, Utf8Bytes)>,
     /// Where every core input (and output) is written, when recording.
     recorder: Option<Recorder>,
+    /// Saving of names, colours and bans, when a data directory is configured.
+    persistence: Option<Persistence>,
 }
 
 impl EventLoop {
@@ -102,7 +110,14 @@ impl EventLoop {
             shutdown_deadline: None,
             last_frame: None,
             recorder,
+            persistence: None,
         }
+    }
+
+    /// Loads the saved state into the core (before any input) and saves changes from now on.
+    pub(super) fn restore(&mut self, snapshot: Snapshot, saver: Saver) {
+        self.core.restore(snapshot);
+        self.persistence = Some(Persistence::new(saver, self.config.save_delay_ms, &self.core));
     }
 
     /// Runs until shutdown has closed every connection (or its linger time ran out).
@@ -128,6 +143,9 @@ impl EventLoop {
             if let Some(recorder) = self.recorder.as_mut() {
                 recorder.flush();
             }
+            if let Some(persistence) = self.persistence.as_mut() {
+                persistence.after_turn(&self.core, now);
+            }
             if let Some(deadline) = self.shutdown_deadline
                 && (self.conns.is_empty() || now >= deadline)
             {
@@ -139,7 +157,8 @@ impl EventLoop {
 
     fn poll_timeout(&self, now: u64) -> Option<Duration> {
         let core = if self.shutdown_deadline.is_none() { self.core.next_deadline() } else { None };
-        [self.timers.next(), core, self.accept_paused_until, self.shutdown_deadline]
+        let save = self.persistence.as_ref().and_then(Persistence::deadline);
+        [self.timers.next(), core, self.accept_paused_until, self.shutdown_deadline, save]
             .into_iter()
             .flatten()
             .min()
@@ -605,7 +624,7 @@ impl EventLoop {
 
     fn begin_shutdown(&mut self, now: u64) {
         info!("shutting down: closing {} connections", self.conns.len());
-        self.shutdown_deadline = Some(now + self.config.close_linger_ms);
+        self.shutdown_deadline = Some(now + self.config.close_linger_ms.min(SHUTDOWN_LINGER_MAX_MS));
         self.accept_paused_until = None;
         for mut listener in self.listeners.drain(..) {
             let _ = self.poll.registry().deregister(&mut listener);
@@ -619,6 +638,15 @@ impl EventLoop {
                 Some(Phase::Head { .. } | Phase::Upgrading(_)) => self.drop_conn(key),
                 _ => {}
             }
+        }
+    }
+}
+
+/// The last save happens here, so that it also runs when the loop fails or a panic unwinds.
+impl Drop for EventLoop {
+    fn drop(&mut self) {
+        if let Some(persistence) = self.persistence.as_mut() {
+            persistence.finish(&self.core, self.clock.now_ms());
         }
     }
 }

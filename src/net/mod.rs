@@ -19,12 +19,15 @@ mod event_loop;
 mod head;
 mod listeners;
 mod peer;
+mod persist;
 mod stream;
 mod timers;
 mod ws;
 
 use crate::config::Config;
+use crate::core::Snapshot;
 use crate::record::Recorder;
+use crate::store::{Saver, Store};
 use clock::Clock;
 use event_loop::{EventLoop, listener_token};
 use mio::net::TcpListener;
@@ -44,6 +47,8 @@ pub struct Server {
     shutdown: ShutdownHandle,
     config: Config,
     recorder: Option<Recorder>,
+    /// The saved state to restore and the thread that saves it, with a data directory.
+    persistence: Option<(Snapshot, Saver)>,
 }
 
 impl Server {
@@ -62,15 +67,30 @@ impl Server {
         }
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let shutdown = ShutdownHandle { waker, requested: Arc::new(AtomicBool::new(false)) };
-        let recorder = match &config.record {
-            Some(path) => {
-                Some(Recorder::create(path, &config.core, config.record_output, config.record_addresses).map_err(
-                    |e| io::Error::new(e.kind(), format!("cannot create the recording {}: {e}", path.display())),
-                )?)
+        let persistence = match &config.data_dir {
+            Some(dir) => {
+                let store = Store::open(dir);
+                let snapshot = store.load(Clock::new().now_ms());
+                Some((snapshot, Saver::spawn(store)?))
             }
             None => None,
         };
-        Ok(Server { poll, listeners, shutdown, config, recorder })
+        let recorder = match &config.record {
+            Some(path) => Some(
+                Recorder::create_restored(
+                    path,
+                    &config.core,
+                    config.record_output,
+                    config.record_addresses,
+                    persistence.as_ref().map(|(snapshot, _)| snapshot).filter(|s| **s != Snapshot::default()),
+                )
+                .map_err(|e| {
+                    io::Error::new(e.kind(), format!("cannot create the recording {}: {e}", path.display()))
+                })?,
+            ),
+            None => None,
+        };
+        Ok(Server { poll, listeners, shutdown, config, recorder, persistence })
     }
 
     /// The addresses actually bound, in the order of `config.listen`.
@@ -83,12 +103,18 @@ impl Server {
         self.shutdown.clone()
     }
 
-    /// Serves until shutdown, then closes every WebSocket with 4000 "Server closing." and returns.
+    /// Serves until shutdown, then closes every WebSocket with 4000 "Server closing.", saves the
+    /// persistent state (also when the loop fails or panics) and returns.
     pub fn run(self) -> io::Result<()> {
         for addr in self.local_addrs() {
             log::info!("listening on {addr}");
         }
-        EventLoop::new(self.poll, self.listeners, self.shutdown.requested, self.config, self.recorder).run()
+        let mut event_loop =
+            EventLoop::new(self.poll, self.listeners, self.shutdown.requested, self.config, self.recorder);
+        if let Some((snapshot, saver)) = self.persistence {
+            event_loop.restore(snapshot, saver);
+        }
+        event_loop.run()
     }
 }
 

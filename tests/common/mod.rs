@@ -18,12 +18,13 @@ use tungstenite::{Message, WebSocket};
 pub const WAIT: Duration = Duration::from_secs(5);
 
 /// A configuration for tests: one listener on a free port of 127.0.0.1, random user ids (all
-/// clients share one address), a fixed seed and short shell timeouts.
+/// clients share one address), a fixed seed, short shell timeouts and nothing saved to disk.
 pub fn test_config() -> Config {
     let mut config = Config {
         listen: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
         handshake_timeout_ms: 2_000,
         close_linger_ms: 1_000,
+        data_dir: None,
         ..Config::default()
     };
     config.core.random_ids = true;
