@@ -2,6 +2,7 @@
 //! over the defaults. Every option `--some-name` also reads `MPPD_SOME_NAME`.
 
 use mppd::Config;
+use mppd::net::IpCidr;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 
@@ -208,6 +209,114 @@ const OPTIONS: &[Opt] = &[
         },
     },
     Opt {
+        name: "max-connections",
+        kind: Kind::Value("N"),
+        help: "Most connections held at once; more are answered 503 at once (0: no cap)",
+        default: |c| c.max_connections.to_string(),
+        set: |c, v| {
+            c.max_connections = number(v)?;
+            Ok(())
+        },
+    },
+    Opt {
+        name: "max-pending-handshakes",
+        kind: Kind::Value("N"),
+        help: "Most connections still sending their request head; past it the oldest is dropped \
+               (0: no cap)",
+        default: |c| c.max_pending_handshakes.to_string(),
+        set: |c, v| {
+            c.max_pending_handshakes = number(v)?;
+            Ok(())
+        },
+    },
+    Opt {
+        name: "max-connections-per-ip",
+        kind: Kind::Value("N"),
+        help: "WebSocket connections one client address may hold; more get 429 (0: no cap)",
+        default: |c| c.max_connections_per_ip.to_string(),
+        set: |c, v| {
+            c.max_connections_per_ip = number(v)?;
+            Ok(())
+        },
+    },
+    Opt {
+        name: "connection-rate-per-ip",
+        kind: Kind::Value("N"),
+        help: "New WebSocket connections per client address per window; more get 429 (0: no cap)",
+        default: |c| c.connection_rate_per_ip.count.to_string(),
+        set: |c, v| {
+            c.connection_rate_per_ip.count = number(v)?;
+            Ok(())
+        },
+    },
+    Opt {
+        name: "connection-rate-window-ms",
+        kind: Kind::Value("MS"),
+        help: "The window of --connection-rate-per-ip",
+        default: |c| c.connection_rate_per_ip.per_ms.to_string(),
+        set: |c, v| {
+            c.connection_rate_per_ip.per_ms = number(v)?;
+            Ok(())
+        },
+    },
+    Opt {
+        name: "per-ip-ipv6-prefix",
+        kind: Kind::Value("BITS"),
+        help: "IPv6 clients count against the per-IP caps by this prefix",
+        default: |c| c.per_ip_ipv6_prefix.to_string(),
+        set: |c, v| {
+            let bits: u8 = number(v)?;
+            if bits > 128 {
+                return Err(format!("expected at most 128 bits, got {bits}"));
+            }
+            c.per_ip_ipv6_prefix = bits;
+            Ok(())
+        },
+    },
+    Opt {
+        name: "per-ip-exempt",
+        kind: Kind::Value("CIDR"),
+        help: "Client addresses the per-IP caps do not apply to; repeat for several (env: comma \
+               separated; empty: none)",
+        default: |c| cidr_list(&c.per_ip_exempt),
+        set: |c, v| {
+            c.per_ip_exempt = cidrs(v)?;
+            Ok(())
+        },
+    },
+    Opt {
+        name: "trusted-proxy",
+        kind: Kind::Value("CIDR"),
+        help: "Reverse proxy whose X-Forwarded-For gives the client address; repeat for several \
+               (env: comma separated)",
+        default: |c| cidr_list(&c.trusted_proxies),
+        set: |c, v| {
+            c.trusted_proxies = cidrs(v)?;
+            Ok(())
+        },
+    },
+    Opt {
+        name: "allowed-origin",
+        kind: Kind::Value("ORIGIN"),
+        help: "Origin allowed to open a WebSocket, e.g. https://example.com; others get 403; \
+               repeat for several (env: comma separated; none: all allowed)",
+        default: |c| if c.allowed_origins.is_empty() { "any".to_string() } else { c.allowed_origins.join(",") },
+        set: |c, v| {
+            c.allowed_origins = v.split(',').map(str::trim).filter(|o| !o.is_empty()).map(String::from).collect();
+            Ok(())
+        },
+    },
+    Opt {
+        name: "read-budget-frames",
+        kind: Kind::Value("N"),
+        help: "Frames read from one connection per loop turn before the others get their turn",
+        default: |c| c.read_budget_frames.to_string(),
+        set: |c, v| {
+            c.read_budget_frames = number(v)?;
+            Ok(())
+        },
+    },
+    Opt {
         name: "record",
         kind: Kind::Value("FILE"),
         help: "Record every input of the protocol core to FILE (replay with `mppd replay FILE`)",
@@ -284,6 +393,21 @@ const OPTIONS: &[Opt] = &[
     },
 ];
 
+/// Options that may be given several times; the flags together replace the environment's list.
+const REPEATABLE: [&str; 3] = ["per-ip-exempt", "trusted-proxy", "allowed-origin"];
+
+/// A comma-separated list of networks (empty entries are skipped).
+fn cidrs(value: &str) -> Result<Vec<IpCidr>, String> {
+    value.split(',').filter(|n| !n.trim().is_empty()).map(str::parse).collect()
+}
+
+fn cidr_list(list: &[IpCidr]) -> String {
+    if list.is_empty() {
+        return "none".to_string();
+    }
+    list.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
+}
+
 fn env_name(name: &str) -> String {
     format!("MPPD_{}", name.to_ascii_uppercase().replace('-', "_"))
 }
@@ -331,6 +455,7 @@ pub fn parse(args: impl IntoIterator<Item = String>, env: impl Fn(&str) -> Optio
     }
 
     let mut listen_flags: Vec<SocketAddr> = Vec::new();
+    let mut repeated: Vec<(&'static str, Vec<String>)> = Vec::new();
     let mut print_config = false;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -356,12 +481,22 @@ pub fn parse(args: impl IntoIterator<Item = String>, env: impl Fn(&str) -> Optio
             (Kind::Switch, None) => "true".to_string(),
             (Kind::Value(_), None) => args.next().ok_or_else(|| format!("--{name} needs a value"))?,
         };
+        if REPEATABLE.contains(&opt.name) {
+            match repeated.iter_mut().find(|(name, _)| *name == opt.name) {
+                Some((_, values)) => values.push(value),
+                None => repeated.push((opt.name, vec![value])),
+            }
+            continue;
+        }
         if opt.name == "listen" {
             listen_flags.push(address(&value).map_err(|e| format!("--listen: {e}"))?);
             continue;
         }
         (opt.set)(&mut config, &value).map_err(|e| format!("--{name}: {e}"))?;
         seed_given |= opt.name == "seed";
+    }
+    for (name, values) in repeated {
+        set(&mut config, name, &values.join(",")).map_err(|e| format!("--{name}: {e}"))?;
     }
     if !listen_flags.is_empty() {
         config.listen = listen_flags;
@@ -488,6 +623,58 @@ mod tests {
         assert!(run(&["positional"], &[]).is_err());
         assert!(run(&[], &[("MPPD_MAX_MESSAGE_BYTES", "big")]).is_err());
         assert_eq!(run(&["--help"], &[]).unwrap_err(), "help");
+    }
+
+    #[test]
+    fn limits_proxies_and_origins() {
+        let (config, _) = run(
+            &[
+                "--trusted-proxy",
+                "10.0.0.0/8",
+                "--trusted-proxy=::1",
+                "--allowed-origin",
+                "https://a.example",
+                "--max-connections-per-ip",
+                "3",
+                "--connection-rate-per-ip",
+                "4",
+                "--connection-rate-window-ms",
+                "1000",
+                "--max-connections",
+                "7",
+                "--max-pending-handshakes",
+                "8",
+                "--read-budget-frames",
+                "9",
+                "--per-ip-ipv6-prefix",
+                "56",
+            ],
+            &[("MPPD_TRUSTED_PROXY", "192.168.0.1"), ("MPPD_ALLOWED_ORIGIN", "https://b.example, https://c.example")],
+        )
+        .unwrap();
+        let proxies: Vec<String> = config.trusted_proxies.iter().map(ToString::to_string).collect();
+        assert_eq!(proxies, ["10.0.0.0/8", "::1/128"], "flags replace the environment's list");
+        assert_eq!(config.allowed_origins, ["https://a.example"]);
+        assert_eq!(config.max_connections_per_ip, 3);
+        assert_eq!(config.connection_rate_per_ip, mppd::config::Rate::new(4, 1000));
+        assert_eq!((config.max_connections, config.max_pending_handshakes, config.read_budget_frames), (7, 8, 9));
+        assert_eq!(config.per_ip_ipv6_prefix, 56);
+        assert_eq!(config.per_ip_exempt.len(), 2, "loopback by default");
+
+        let (config, _) = run(
+            &[],
+            &[
+                ("MPPD_TRUSTED_PROXY", "192.168.0.1, fd00::/8"),
+                ("MPPD_ALLOWED_ORIGIN", "https://b.example, https://c.example"),
+                ("MPPD_PER_IP_EXEMPT", ""),
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.trusted_proxies.len(), 2);
+        assert_eq!(config.allowed_origins, ["https://b.example", "https://c.example"]);
+        assert!(config.per_ip_exempt.is_empty());
+        assert!(run(&["--trusted-proxy", "proxy.example"], &[]).is_err());
+        assert!(run(&["--per-ip-ipv6-prefix", "129"], &[]).is_err());
     }
 
     #[test]

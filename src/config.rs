@@ -3,6 +3,7 @@
 //! [`CoreConfig`] holds what the protocol state machine depends on (a recording stores it, so a
 //! replay rebuilds the same core); [`Config`] adds what only the shell uses.
 
+use crate::net::IpCidr;
 use crate::record::AddressMode;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -126,6 +127,28 @@ pub struct Config {
     pub send_queue_hard_bytes: usize,
     /// How long a closing connection may take to receive its last bytes and hang up.
     pub close_linger_ms: u64,
+    /// Most sockets held at once, in any phase; past it a new one is answered `503` and closed
+    /// at once. 0: no cap.
+    pub max_connections: usize,
+    /// Most connections still sending their request head; past it the oldest unfinished one is
+    /// dropped for the newcomer, so slow heads cannot lock others out. 0: no cap.
+    pub max_pending_handshakes: usize,
+    /// WebSocket connections one client address may hold at once; past it `429`. 0: no cap.
+    pub max_connections_per_ip: usize,
+    /// New WebSocket connections per client address (a burst of `count`, then one every
+    /// `per_ms / count` ms); past it `429`. A count of 0: no cap.
+    pub connection_rate_per_ip: Rate,
+    /// IPv6 clients are counted by this prefix for the per-IP caps (one host owns a /64).
+    pub per_ip_ipv6_prefix: u8,
+    /// Client addresses the per-IP caps never apply to (default: loopback, for local tools).
+    pub per_ip_exempt: Vec<IpCidr>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (nginx realip, recursive).
+    pub trusted_proxies: Vec<IpCidr>,
+    /// `Origin`s allowed to open a WebSocket; others get `403`. Empty allows every origin;
+    /// a request without `Origin` (bots) is always allowed.
+    pub allowed_origins: Vec<String>,
+    /// Frames read from one connection per loop turn before the others get their turn.
+    pub read_budget_frames: usize,
     /// Log level: error, warn, info, debug or trace.
     pub log_level: String,
     /// Write every core input (and optionally output) to this file (README "Recording").
@@ -155,6 +178,15 @@ impl Default for Config {
             send_queue_soft_bytes: 256 * 1024,
             send_queue_hard_bytes: 1024 * 1024,
             close_linger_ms: 2_000,
+            max_connections: 20_000,
+            max_pending_handshakes: 1_024,
+            max_connections_per_ip: 10,
+            connection_rate_per_ip: Rate::new(20, 10_000),
+            per_ip_ipv6_prefix: 64,
+            per_ip_exempt: vec![IpCidr::LOOPBACK_V4, IpCidr::LOOPBACK_V6],
+            trusted_proxies: Vec::new(),
+            allowed_origins: Vec::new(),
+            read_budget_frames: 64,
             log_level: "info".to_string(),
             record: None,
             record_output: false,

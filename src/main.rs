@@ -4,7 +4,9 @@ mod cli;
 
 use cli::Command;
 use log::LevelFilter;
-use mppd::net::Server;
+use mppd::net::{Server, ShutdownHandle};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 use simple_logger::SimpleLogger;
 use std::io::Read;
 use std::process::ExitCode;
@@ -44,12 +46,35 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    stop_on_signals(server.shutdown_handle());
     match server.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("event loop failed: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// SIGTERM and SIGINT start a graceful shutdown: stop accepting, close every client with 4000,
+/// save the state, exit 0. signal-hook installs the handler (README "Dependencies"); a thread
+/// waits for its notifications and wakes the event loop.
+fn stop_on_signals(handle: ShutdownHandle) {
+    let mut signals = match Signals::new([SIGTERM, SIGINT]) {
+        Ok(signals) => signals,
+        Err(e) => {
+            log::warn!("cannot handle SIGTERM and SIGINT ({e}); they will stop the server without saving");
+            return;
+        }
+    };
+    let waiter = std::thread::Builder::new().name("mppd-signals".into()).spawn(move || {
+        for signal in signals.forever() {
+            log::info!("received signal {signal}; shutting down");
+            handle.shutdown();
+        }
+    });
+    if let Err(e) = waiter {
+        log::warn!("cannot start the signal thread ({e}); stop the server with SIGKILL");
     }
 }
 
@@ -98,6 +123,11 @@ fn replay(args: &[String]) -> ExitCode {
             drop(out);
             if let Some(line) = report.truncated_line {
                 eprintln!("mppd replay: line {line} is cut short (the server was stopped while writing); ignored");
+            }
+            if let Some(line) = report.unfinished_input {
+                eprintln!(
+                    "mppd replay: the recording ends before the outputs of line {line} (the server was stopped); not checked"
+                );
             }
             let verdict = if check { ", all outputs identical" } else { "" };
             eprintln!("mppd replay: {} inputs, {} outputs{verdict}", report.inputs, report.outputs);

@@ -12,7 +12,7 @@ use crate::core::PeerInfo;
 use mio::Interest;
 use mio::net::TcpStream;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr};
+use std::net::{IpAddr, Shutdown, SocketAddr};
 use tungstenite::{Error, WebSocket};
 
 /// A connection in the slab. Its key is its mio `Token` and its core `ConnId`.
@@ -29,6 +29,10 @@ pub(super) struct Conn {
     pub(super) want_write: bool,
     /// Already in the event loop's list of connections to flush this turn.
     pub(super) dirty: bool,
+    /// What the per-IP caps count this connection under, once admitted (released when it goes).
+    pub(super) ip_key: Option<IpAddr>,
+    /// Already in the event loop's list of connections with input left after their read budget.
+    pub(super) backlogged: bool,
 }
 
 /// Where a connection is in its life.
@@ -106,15 +110,22 @@ pub(super) struct Closing {
     flushed: bool,
     /// The peer has hung up its sending side.
     peer_done: bool,
+    /// Input was left unread when the read budget ran out; no readiness event will announce it.
+    pub(super) more_input: bool,
 }
 
 impl Closing {
     pub(super) fn websocket(socket: WebSocket<CountingStream>) -> Closing {
-        Closing { tail: Tail::WebSocket(Box::new(socket)), flushed: false, peer_done: false }
+        Closing { tail: Tail::WebSocket(Box::new(socket)), flushed: false, peer_done: false, more_input: false }
     }
 
     pub(super) fn http(stream: TcpStream, response: Vec<u8>) -> Closing {
-        Closing { tail: Tail::Raw { stream, bytes: response, written: 0 }, flushed: false, peer_done: false }
+        Closing {
+            tail: Tail::Raw { stream, bytes: response, written: 0 },
+            flushed: false,
+            peer_done: false,
+            more_input: false,
+        }
     }
 
     fn stream(&mut self) -> &mut TcpStream {
@@ -146,9 +157,12 @@ impl Closing {
                 Err(()) => return Progress::Failed,
             }
         }
+        self.more_input = false;
         if !self.peer_done {
             match discard_input(self.stream()) {
-                Ok(hung_up) => self.peer_done = hung_up,
+                Ok(Discarded::HungUp) => self.peer_done = true,
+                Ok(Discarded::Drained) => {}
+                Ok(Discarded::Budget) => self.more_input = true,
                 Err(_) => return Progress::Failed,
             }
         }
@@ -173,17 +187,31 @@ fn write_all_nonblocking(stream: &mut TcpStream, bytes: &[u8], written: &mut usi
     Ok(true)
 }
 
-/// Reads and drops input until the socket would block (`Ok(false)`) or the peer hung up
-/// (`Ok(true)`).
-fn discard_input(stream: &mut TcpStream) -> io::Result<bool> {
+/// Reads a closing connection may do per call, so that a peer that keeps sending cannot hold
+/// the loop: 64 × 4 KiB.
+const DISCARD_READS: usize = 64;
+
+/// How far [`discard_input`] got.
+enum Discarded {
+    HungUp,
+    /// The socket would block.
+    Drained,
+    /// The read budget ran out with input possibly left.
+    Budget,
+}
+
+/// Reads and drops input until the socket would block, the peer hung up or the budget is spent.
+fn discard_input(stream: &mut TcpStream) -> io::Result<Discarded> {
     let mut scratch = [0u8; 4096];
-    loop {
+    let mut reads = 0;
+    while reads < DISCARD_READS {
         match stream.read(&mut scratch) {
-            Ok(0) => return Ok(true),
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Ok(0) => return Ok(Discarded::HungUp),
+            Ok(_) => reads += 1,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Discarded::Drained),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
+    Ok(Discarded::Budget)
 }

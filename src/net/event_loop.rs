@@ -6,8 +6,11 @@
 //! Removals wait for the end of the turn because a later event in the same batch may still name
 //! the key, which must not have been handed to a new socket yet.
 
+use super::admission::{Admission, AdmissionConfig, Refusal};
 use super::conn::{Closing, Conn, Phase, Progress, Upgrading};
-use super::head::{Head, HeadStep, request_timeout};
+use super::counters::{LogLimiter, ShellCounters};
+use super::head::{Head, HeadStep, forbidden, request_timeout, service_unavailable, status_of, too_many_requests};
+use super::realip::real_client_ip;
 use super::listeners::{Accepted, accept_one};
 use super::peer::peer_info;
 use super::persist::Persistence;
@@ -35,6 +38,13 @@ use tungstenite::{Error, Message, Utf8Bytes};
 
 /// How long accepting pauses after the process ran out of descriptors.
 const ACCEPT_RETRY_MS: u64 = 100;
+
+/// How long accepting pauses when `max_pending_handshakes` heads are all too young to drop.
+const HEAD_ROOM_RETRY_MS: u64 = 20;
+
+/// A request head younger than this is never dropped for a newcomer: its bytes may still be on
+/// their way. Capped by a tenth of the handshake timeout.
+const HEAD_EVICT_GRACE_MS: u64 = 1_000;
 
 /// Longest time shutdown waits for clients to take their close frames, so that the process
 /// exits within a second of SIGTERM whatever `close_linger_ms` says.
@@ -78,6 +88,20 @@ pub(super) struct EventLoop {
     last_frame: Option<(Rc<str>, Utf8Bytes)>,
     /// Where every core input (and output) is written, when recording.
     recorder: Option<Recorder>,
+    /// Per-IP caps and the Origin allowlist.
+    admission: Admission,
+    /// Refusals, closes and drops, for metrics.
+    counters: ShellCounters,
+    /// Keeps refusal log lines from flooding the log.
+    log_limiter: LogLimiter,
+    /// Connections reading their request head, oldest first: (key, serial, accepted at).
+    /// Entries of connections that moved on are skipped when met and compacted away.
+    heads: VecDeque<(usize, u64, u64)>,
+    /// Connections in the request head phase.
+    pending_heads: usize,
+    /// Connections with input left when their read budget ran out: (key, serial). Edge-triggered
+    /// readiness will not announce that input again, so the next turn resumes them.
+    backlog: Vec<(usize, u64)>,
     /// Saving of names, colours and bans, when a data directory is configured.
     persistence: Option<Persistence>,
 }
@@ -91,6 +115,13 @@ impl EventLoop {
         recorder: Option<Recorder>,
     ) -> EventLoop {
         let limits = Limits::new(&config);
+        let admission = Admission::new(AdmissionConfig {
+            max_per_ip: config.max_connections_per_ip,
+            rate: config.connection_rate_per_ip,
+            exempt: config.per_ip_exempt.clone(),
+            ipv6_prefix: config.per_ip_ipv6_prefix,
+            allowed_origins: config.allowed_origins.clone(),
+        });
         EventLoop {
             poll,
             listeners,
@@ -110,6 +141,12 @@ impl EventLoop {
             shutdown_deadline: None,
             last_frame: None,
             recorder,
+            admission,
+            counters: ShellCounters::default(),
+            log_limiter: LogLimiter::default(),
+            heads: VecDeque::new(),
+            pending_heads: 0,
+            backlog: Vec::new(),
             persistence: None,
         }
     }
@@ -134,6 +171,7 @@ impl EventLoop {
             for event in events.iter() {
                 self.on_event(event, now);
             }
+            self.resume_backlog(now);
             if self.shutdown_requested.load(Ordering::Acquire) && self.shutdown_deadline.is_none() {
                 self.begin_shutdown(now);
             }
@@ -156,6 +194,9 @@ impl EventLoop {
     }
 
     fn poll_timeout(&self, now: u64) -> Option<Duration> {
+        if !self.backlog.is_empty() {
+            return Some(Duration::ZERO);
+        }
         let core = if self.shutdown_deadline.is_none() { self.core.next_deadline() } else { None };
         let save = self.persistence.as_ref().and_then(Persistence::deadline);
         [self.timers.next(), core, self.accept_paused_until, self.shutdown_deadline, save]
@@ -200,10 +241,30 @@ impl EventLoop {
         (index < self.listeners.len()).then_some(index)
     }
 
+    /// What the shell refused, closed and dropped so far (for metrics).
+    pub(super) fn counters(&self) -> &ShellCounters {
+        &self.counters
+    }
+
+    /// Writes a debug line about a refusal of `kind`, unless too many came this second.
+    fn log_refusal(&mut self, kind: &'static str, now: u64, line: impl FnOnce() -> String) {
+        if !log::log_enabled!(log::Level::Debug) {
+            return;
+        }
+        if let Some(suppressed) = self.log_limiter.allow(kind, now) {
+            let more = if suppressed > 0 { format!(" ({suppressed} more since, not logged)") } else { String::new() };
+            debug!("{}{more}", line());
+        }
+    }
+
     // ---- accepting -------------------------------------------------------------------------
 
     fn accept_from(&mut self, index: usize, now: u64) {
         loop {
+            if !self.make_room_for_a_head(now) {
+                self.accept_paused_until = Some(now + HEAD_ROOM_RETRY_MS);
+                return;
+            }
             let Some(listener) = self.listeners.get(index) else { return };
             match accept_one(listener) {
                 Accepted::Stream(stream, peer) => self.add_conn(stream, peer, now),
@@ -227,7 +288,69 @@ impl EventLoop {
         }
     }
 
+    /// Whether a new connection may start reading its head: below `max_pending_handshakes`, or
+    /// after the oldest unfinished head, past its grace time, got a last read and was dropped.
+    fn make_room_for_a_head(&mut self, now: u64) -> bool {
+        let cap = self.config.max_pending_handshakes;
+        if cap == 0 || self.pending_heads < cap {
+            return true;
+        }
+        let grace = HEAD_EVICT_GRACE_MS.min(self.config.handshake_timeout_ms / 10);
+        while let Some(&(key, serial, accepted_at)) = self.heads.front() {
+            let current = self
+                .conns
+                .get(key)
+                .is_some_and(|c| c.serial == serial && matches!(c.phase, Phase::Head { .. }));
+            if !current {
+                self.heads.pop_front();
+                continue;
+            }
+            if accepted_at.saturating_add(grace) > now {
+                return false;
+            }
+            self.heads.pop_front();
+            // Its bytes may have arrived meanwhile; only a head still unfinished is dropped.
+            self.read_head(key, now);
+            if self.conns.get(key).is_some_and(|c| matches!(c.phase, Phase::Head { .. })) {
+                self.counters.handshakes_evicted += 1;
+                let peer = self.conns.get(key).map(|c| c.peer);
+                self.log_refusal("evicted", now, || {
+                    format!("conn {key}: {peer:?} dropped: request head unfinished while {cap} others wait")
+                });
+                self.drop_conn(key);
+            }
+            return self.pending_heads < cap;
+        }
+        self.pending_heads < cap
+    }
+
+    /// Drops entries of connections that left the head phase once they outnumber the rest.
+    fn compact_heads(&mut self) {
+        if self.heads.len() > 2 * self.pending_heads + 64 {
+            let conns = &self.conns;
+            self.heads.retain(|&(key, serial, _)| {
+                conns.get(key).is_some_and(|c| c.serial == serial && matches!(c.phase, Phase::Head { .. }))
+            });
+        }
+    }
+
+    /// Answers `503` (best effort, in one write) and closes a socket the server has no room for.
+    fn refuse_at_accept(&mut self, mut stream: mio::net::TcpStream, peer: std::net::SocketAddr, now: u64) {
+        use std::io::Write;
+        let _ = stream.write(&service_unavailable());
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+        self.counters.refused_max_connections += 1;
+        self.counters.count_http(503);
+        let max = self.config.max_connections;
+        self.log_refusal("503", now, || format!("{peer} refused: the server holds {max} connections"));
+    }
+
     fn add_conn(&mut self, mut stream: mio::net::TcpStream, peer: std::net::SocketAddr, now: u64) {
+        self.counters.accepted += 1;
+        if self.config.max_connections > 0 && self.conns.len() >= self.config.max_connections {
+            self.refuse_at_accept(stream, peer, now);
+            return;
+        }
         let entry = self.conns.vacant_entry();
         let key = entry.key();
         if let Err(e) = self.poll.registry().register(&mut stream, Token(key), Interest::READABLE) {
@@ -246,8 +369,13 @@ impl EventLoop {
             interest: Interest::READABLE,
             want_write: false,
             dirty: false,
+            ip_key: None,
+            backlogged: false,
         });
         self.timers.push(deadline, key, self.next_serial);
+        self.heads.push_back((key, self.next_serial, now));
+        self.pending_heads += 1;
+        self.compact_heads();
         debug!("conn {key}: accepted from {peer}");
     }
 
@@ -262,30 +390,69 @@ impl EventLoop {
                 debug!("conn {key}: {} left during the request head", conn.peer);
                 self.drop_conn(key);
             }
-            HeadStep::Reject(response) => {
-                debug!("conn {key}: {} sent a request that is not an upgrade", conn.peer);
-                self.answer_http(key, response, now);
-            }
+            HeadStep::Reject(response) => self.answer_http(key, response, now),
             HeadStep::Upgrade { request, response, leftover } => {
-                debug!("conn {key}: {} upgrades on {}", conn.peer, request.uri());
-                // The request's headers are at hand here for whatever the core should learn.
-                let peer = peer_info(conn.peer.ip());
+                let headers = request.headers();
+                let forwarded = headers.get_all("x-forwarded-for").into_iter().map(|v| v.as_bytes());
+                let ip = real_client_ip(conn.peer.ip(), forwarded, &self.config.trusted_proxies);
+                let origin = headers.get("origin").map(|v| v.as_bytes());
+                match self.admission.admit(ip, origin, now) {
+                    Ok(ip_key) => conn.ip_key = ip_key,
+                    Err(refusal) => {
+                        self.refuse(key, ip, refusal, now);
+                        return;
+                    }
+                }
+                debug!("conn {key}: {} ({ip}) upgrades on {}", conn.peer, request.uri());
+                let peer = peer_info(ip);
                 let Phase::Head { stream, .. } = std::mem::replace(&mut conn.phase, Phase::Gone) else {
                     return;
                 };
+                self.pending_heads -= 1;
                 conn.phase = Phase::Upgrading(Upgrading { stream, response, written: 0, leftover, peer });
                 self.write_upgrade(key, now);
             }
         }
     }
 
+    /// Answers an upgrade that the Origin allowlist or a per-IP cap refuses.
+    fn refuse(&mut self, key: usize, ip: std::net::IpAddr, refusal: Refusal, now: u64) {
+        let (response, kind, why) = match refusal {
+            Refusal::Origin => {
+                self.counters.refused_origin += 1;
+                (forbidden(), "403", "Origin not allowed".to_string())
+            }
+            Refusal::Concurrent { retry_after_s } => {
+                self.counters.refused_per_ip_concurrent += 1;
+                let max = self.config.max_connections_per_ip;
+                (too_many_requests(retry_after_s), "429", format!("holds {max} connections"))
+            }
+            Refusal::Rate { retry_after_s } => {
+                self.counters.refused_per_ip_rate += 1;
+                (too_many_requests(retry_after_s), "429", "connects too often".to_string())
+            }
+        };
+        self.log_refusal(kind, now, || format!("conn {key}: {ip} refused: {why}"));
+        self.answer_http(key, response, now);
+    }
+
     /// Writes an HTTP response, then closes.
     fn answer_http(&mut self, key: usize, response: Vec<u8>, now: u64) {
         let Some(conn) = self.conns.get_mut(key) else { return };
+        if !matches!(conn.phase, Phase::Head { .. }) {
+            return;
+        }
         let Phase::Head { stream, .. } = std::mem::replace(&mut conn.phase, Phase::Gone) else {
             return;
         };
+        self.pending_heads -= 1;
+        let status = status_of(&response);
+        self.counters.count_http(status);
+        let peer = conn.peer;
         conn.phase = Phase::Closing(Closing::http(stream, response));
+        if !matches!(status, 403 | 429) {
+            self.log_refusal("http", now, || format!("conn {key}: {peer} answered HTTP {status}"));
+        }
         self.set_deadline(key, now + self.config.close_linger_ms);
         self.progress_closing(key);
     }
@@ -324,8 +491,18 @@ impl EventLoop {
 
     // ---- open WebSockets -------------------------------------------------------------------
 
+    /// Reads and handles at most `read_budget_frames` frames; a connection with input left is
+    /// resumed next turn, so that one flooding client cannot starve the others.
     fn read_open(&mut self, key: usize, now: u64) {
+        let budget = self.config.read_budget_frames.max(1);
+        let mut reads = 0;
         loop {
+            if reads == budget {
+                self.counters.read_budget_exhausted += 1;
+                self.backlog_conn(key);
+                return;
+            }
+            reads += 1;
             let Some(conn) = self.conns.get_mut(key) else { return };
             let Phase::Open(ws) = &mut conn.phase else { return };
             let result = ws.socket.read();
@@ -381,6 +558,33 @@ impl EventLoop {
         }
     }
 
+    /// Puts a connection whose read budget ran out on the list resumed next turn.
+    fn backlog_conn(&mut self, key: usize) {
+        if let Some(conn) = self.conns.get_mut(key)
+            && !conn.backlogged
+        {
+            conn.backlogged = true;
+            self.backlog.push((key, conn.serial));
+        }
+    }
+
+    /// Resumes reading every connection that had input left after its budget last turn.
+    fn resume_backlog(&mut self, now: u64) {
+        for (key, serial) in std::mem::take(&mut self.backlog) {
+            let Some(conn) = self.conns.get_mut(key) else { continue };
+            if conn.serial != serial || !conn.backlogged {
+                continue;
+            }
+            conn.backlogged = false;
+            match conn.phase {
+                Phase::Open(_) => self.read_open(key, now),
+                Phase::Closing(_) => self.progress_closing(key),
+                _ => {}
+            }
+            self.route(now);
+        }
+    }
+
     /// The socket of an open WebSocket failed: drop it; the core hears `Closed` at the next
     /// [`route`](Self::route).
     fn lose(&mut self, key: usize, why: &str) {
@@ -400,6 +604,7 @@ impl EventLoop {
         }
         let Phase::Open(ws) = std::mem::replace(&mut conn.phase, Phase::Gone) else { return };
         info!("conn {key}: {} closed by the server with {code} {reason}", conn.peer);
+        self.counters.count_close(code);
         let discard = code == CLOSE_SEND_QUEUE_FULL;
         conn.phase = Phase::Closing(Closing::websocket(ws.close(code, reason, discard)));
         self.set_deadline(key, now + self.config.close_linger_ms);
@@ -453,6 +658,7 @@ impl EventLoop {
         let Phase::Open(ws) = &mut conn.phase else { return };
         if droppable && ws.is_behind() {
             ws.count_dropped();
+            self.counters.frames_dropped += 1;
             return;
         }
         let bytes = match &self.last_frame {
@@ -527,8 +733,12 @@ impl EventLoop {
         let Phase::Closing(closing) = &mut conn.phase else { return };
         match closing.progress() {
             Progress::Waiting { want_write } => {
+                let more_input = closing.more_input;
                 conn.want_write = want_write;
                 self.sync_interest(key);
+                if more_input {
+                    self.backlog_conn(key);
+                }
             }
             Progress::Finished | Progress::Failed => self.drop_conn(key),
         }
@@ -554,10 +764,7 @@ impl EventLoop {
                 continue;
             }
             match conn.phase {
-                Phase::Head { .. } => {
-                    debug!("conn {key}: {} too slow with its request head", conn.peer);
-                    self.answer_http(key, request_timeout(), now);
-                }
+                Phase::Head { .. } => self.answer_http(key, request_timeout(), now),
                 Phase::Upgrading(_) | Phase::Closing(_) => {
                     debug!("conn {key}: {} too slow to take its last bytes", conn.peer);
                     self.drop_conn(key);
@@ -595,6 +802,12 @@ impl EventLoop {
     /// Closes the socket now; the slab entry is freed at the end of the turn.
     fn drop_conn(&mut self, key: usize) {
         let Some(conn) = self.conns.get_mut(key) else { return };
+        if let Some(ip_key) = conn.ip_key.take() {
+            self.admission.release(ip_key);
+        }
+        if matches!(conn.phase, Phase::Head { .. }) {
+            self.pending_heads -= 1;
+        }
         if let Some(source) = conn.phase.source() {
             let _ = self.poll.registry().deregister(source);
         }
@@ -624,6 +837,17 @@ impl EventLoop {
 
     fn begin_shutdown(&mut self, now: u64) {
         info!("shutting down: closing {} connections", self.conns.len());
+        let c = self.counters();
+        info!(
+            "since start: {} accepted, HTTP answers {:?}, closes {:?}, {} frames dropped for slow readers, \
+             {} heads evicted; per-IP tables hold {:?} entries",
+            c.accepted,
+            c.http_responses,
+            c.closes,
+            c.frames_dropped,
+            c.handshakes_evicted,
+            self.admission.table_sizes()
+        );
         self.shutdown_deadline = Some(now + self.config.close_linger_ms.min(SHUTDOWN_LINGER_MAX_MS));
         self.accept_paused_until = None;
         for mut listener in self.listeners.drain(..) {

@@ -87,15 +87,94 @@ pub(super) fn request_timeout() -> Vec<u8> {
     http_response(408, "Request Timeout")
 }
 
+/// The answer to an upgrade from an Origin outside the allowlist.
+pub(super) fn forbidden() -> Vec<u8> {
+    http_response(403, "Forbidden")
+}
+
+/// The answer to an address over a per-IP cap.
+pub(super) fn too_many_requests(retry_after_s: u64) -> Vec<u8> {
+    http_response_with(429, "Too Many Requests", &format!("Retry-After: {retry_after_s}\r\n"))
+}
+
+/// The answer to a connection beyond `max_connections`.
+pub(super) fn service_unavailable() -> Vec<u8> {
+    http_response_with(503, "Service Unavailable", "Retry-After: 10\r\n")
+}
+
 /// A complete `Connection: close` response whose body repeats the status line.
 fn http_response(status: u16, reason: &str) -> Vec<u8> {
+    http_response_with(status, reason, "")
+}
+
+/// [`http_response`] with `extra` header lines (each ending in CRLF).
+fn http_response_with(status: u16, reason: &str, extra: &str) -> Vec<u8> {
     let body = format!("{status} {reason}\n");
     format!(
         "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+         Content-Length: {}\r\nConnection: close\r\n{extra}\r\n{body}",
         body.len()
     )
     .into_bytes()
+}
+
+/// The status code of a response built here (0 if it has none).
+pub(super) fn status_of(response: &[u8]) -> u16 {
+    response.get(9..12).and_then(|s| std::str::from_utf8(s).ok()).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+/// What [`parse_request_head`](super::parse_request_head) decided about a request head.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HeadOutcome {
+    /// More bytes are needed.
+    Incomplete,
+    /// The connection closed before the head was complete.
+    Gone,
+    /// A WebSocket upgrade on `path`, with the `Origin` and `X-Forwarded-For` values the
+    /// shell would look at, and how many bytes followed the head.
+    Upgrade { path: String, origin: Option<Vec<u8>>, forwarded_for: Vec<Vec<u8>>, leftover: usize },
+    /// An HTTP answer with this status, then close.
+    Reject(u16),
+}
+
+/// Runs the head reader over `chunks` (one read each, then end of input when `closed`).
+pub(super) fn parse_chunks(chunks: &[&[u8]], cap: usize, closed: bool) -> HeadOutcome {
+    struct Feed<'a> {
+        chunks: std::slice::Iter<'a, &'a [u8]>,
+        pending: &'a [u8],
+        closed: bool,
+    }
+    impl Read for Feed<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            while self.pending.is_empty() {
+                match self.chunks.next() {
+                    Some(chunk) => self.pending = chunk,
+                    None if self.closed => return Ok(0),
+                    None => return Err(io::ErrorKind::WouldBlock.into()),
+                }
+            }
+            let n = self.pending.len().min(buf.len());
+            buf[..n].copy_from_slice(&self.pending[..n]);
+            self.pending = &self.pending[n..];
+            Ok(n)
+        }
+    }
+    let mut feed = Feed { chunks: chunks.iter(), pending: &[], closed };
+    // The reader drains its socket on every call, so one call sees every chunk.
+    match Head::new(cap).read_from(&mut feed) {
+        HeadStep::Pending => HeadOutcome::Incomplete,
+        HeadStep::Gone => HeadOutcome::Gone,
+        HeadStep::Reject(response) => HeadOutcome::Reject(status_of(&response)),
+        HeadStep::Upgrade { request, leftover, .. } => {
+            let headers = request.headers();
+            HeadOutcome::Upgrade {
+                path: request.uri().path().to_string(),
+                origin: headers.get("origin").map(|v| v.as_bytes().to_vec()),
+                forwarded_for: headers.get_all("x-forwarded-for").iter().map(|v| v.as_bytes().to_vec()).collect(),
+                leftover: leftover.len(),
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -182,6 +261,31 @@ mod tests {
             HeadStep::Reject(bytes) => assert!(status_line(&bytes).contains("431")),
             _ => panic!("expected a rejection"),
         }
+    }
+
+    #[test]
+    fn refusals_carry_their_status_and_retry_after() {
+        let text = String::from_utf8(too_many_requests(7)).unwrap();
+        assert!(text.starts_with("HTTP/1.1 429 Too Many Requests\r\n"), "{text}");
+        assert!(text.contains("\r\nRetry-After: 7\r\n"), "{text}");
+        assert!(text.ends_with("\r\n\r\n429 Too Many Requests\n"), "{text}");
+        assert_eq!(status_of(&too_many_requests(1)), 429);
+        assert_eq!(status_of(&forbidden()), 403);
+        assert_eq!(status_of(&service_unavailable()), 503);
+        assert_eq!(status_of(b"HTTP/1."), 0);
+    }
+
+    #[test]
+    fn chunked_parsing_agrees_with_one_read() {
+        let whole = parse_chunks(&[UPGRADE], 8192, false);
+        assert!(matches!(&whole, HeadOutcome::Upgrade { path, leftover: 0, .. } if path == "/ws"), "{whole:?}");
+        for split in 0..UPGRADE.len() {
+            let (a, b) = UPGRADE.split_at(split);
+            assert_eq!(parse_chunks(&[a, b], 8192, false), whole, "split at {split}");
+        }
+        assert_eq!(parse_chunks(&[&UPGRADE[..10]], 8192, false), HeadOutcome::Incomplete);
+        assert_eq!(parse_chunks(&[&UPGRADE[..10]], 8192, true), HeadOutcome::Gone);
+        assert_eq!(parse_chunks(&[b"GET / HTTP/1.1\r\n\r\n"], 8192, false), HeadOutcome::Reject(400));
     }
 
     #[test]

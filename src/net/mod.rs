@@ -13,12 +13,15 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+mod admission;
 mod clock;
 mod conn;
+mod counters;
 mod event_loop;
 mod head;
 mod listeners;
 mod peer;
+mod realip;
 mod persist;
 mod stream;
 mod timers;
@@ -36,6 +39,23 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+
+pub use counters::ShellCounters;
+pub use head::HeadOutcome;
+pub use realip::{IpCidr, real_client_ip};
+
+/// Runs the shell's HTTP request head reader over `bytes`, as if they were everything a client
+/// sent so far (the connection still open), with the default head size cap. Public so that the
+/// parser can be fuzzed; the server itself reads heads from its sockets.
+pub fn parse_request_head(bytes: &[u8]) -> HeadOutcome {
+    head::parse_chunks(&[bytes], Config::default().max_request_head_bytes, false)
+}
+
+/// [`parse_request_head`] over several reads, with a head size cap and an end of input when
+/// `closed`: the same bytes must give the same outcome however they are split.
+pub fn parse_request_head_chunks(chunks: &[&[u8]], cap: usize, closed: bool) -> HeadOutcome {
+    head::parse_chunks(chunks, cap, closed)
+}
 
 /// The token of the waker that interrupts the poll for shutdown.
 const WAKER: Token = Token(usize::MAX);
