@@ -10,10 +10,10 @@ use super::admission::{Admission, AdmissionConfig, Refusal};
 use super::conn::{Closing, Conn, Phase, Progress, Upgrading};
 use super::counters::{LogLimiter, ShellCounters};
 use super::head::{Head, HeadStep, forbidden, request_timeout, service_unavailable, status_of, too_many_requests};
-use super::realip::real_client_ip;
 use super::listeners::{Accepted, accept_one};
 use super::peer::peer_info;
 use super::persist::Persistence;
+use super::realip::real_client_ip;
 use super::timers::Timers;
 use super::ws::{Flushed, Limits, Push, Ws};
 use super::{Clock, WAKER};
@@ -297,10 +297,8 @@ impl EventLoop {
         }
         let grace = HEAD_EVICT_GRACE_MS.min(self.config.handshake_timeout_ms / 10);
         while let Some(&(key, serial, accepted_at)) = self.heads.front() {
-            let current = self
-                .conns
-                .get(key)
-                .is_some_and(|c| c.serial == serial && matches!(c.phase, Phase::Head { .. }));
+            let current =
+                self.conns.get(key).is_some_and(|c| c.serial == serial && matches!(c.phase, Phase::Head { .. }));
             if !current {
                 self.heads.pop_front();
                 continue;

@@ -112,7 +112,11 @@ pub fn is_in(networks: &[IpCidr], ip: IpAddr) -> bool {
 /// `X-Forwarded-For` hop that is not itself trusted (the leftmost hop when all are). Every
 /// header value is taken in order, as one comma-separated list. An unparseable hop stops the
 /// walk at the last good address. The result is canonical (`::ffff:1.2.3.4` → `1.2.3.4`).
-pub fn real_client_ip<'a>(peer: IpAddr, forwarded_for: impl IntoIterator<Item = &'a [u8]>, trusted: &[IpCidr]) -> IpAddr {
+pub fn real_client_ip<'a>(
+    peer: IpAddr,
+    forwarded_for: impl IntoIterator<Item = &'a [u8]>,
+    trusted: &[IpCidr],
+) -> IpAddr {
     let peer = peer.to_canonical();
     if !is_in(trusted, peer) {
         return peer;
