@@ -9,8 +9,12 @@
 use super::admission::{Admission, AdmissionConfig, Refusal};
 use super::conn::{Closing, Conn, Phase, Progress, Upgrading};
 use super::counters::{LogLimiter, ShellCounters};
-use super::head::{Head, HeadStep, forbidden, request_timeout, service_unavailable, status_of, too_many_requests};
+use super::head::{
+    Head, HeadStep, bad_request, forbidden, request_timeout, service_unavailable, status_of, too_many_requests,
+};
+use super::http::{StaticRoot, response, serve_static};
 use super::listeners::{Accepted, accept_one};
+use super::metrics::{LoopStats, Sources, health_json, prometheus};
 use super::peer::peer_info;
 use super::persist::Persistence;
 use super::realip::real_client_ip;
@@ -31,7 +35,7 @@ use std::io;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tungstenite::error::ProtocolError;
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Error, Message, Utf8Bytes};
@@ -104,6 +108,10 @@ pub(super) struct EventLoop {
     backlog: Vec<(usize, u64)>,
     /// Saving of names, colours and bans, when a data directory is configured.
     persistence: Option<Persistence>,
+    /// The web client's files, with `--static`.
+    static_root: Option<StaticRoot>,
+    /// Frames, bytes and turn times, for metrics.
+    loop_stats: LoopStats,
 }
 
 impl EventLoop {
@@ -148,7 +156,14 @@ impl EventLoop {
             pending_heads: 0,
             backlog: Vec::new(),
             persistence: None,
+            static_root: None,
+            loop_stats: LoopStats::new(),
         }
+    }
+
+    /// Serves the files under `root` to plain HTTP requests.
+    pub(super) fn serve_static(&mut self, root: StaticRoot) {
+        self.static_root = Some(root);
     }
 
     /// Loads the saved state into the core (before any input) and saves changes from now on.
@@ -168,6 +183,7 @@ impl EventLoop {
                 Err(e) => return Err(e),
             }
             let now = self.clock.now_ms();
+            let turn_started = Instant::now();
             for event in events.iter() {
                 self.on_event(event, now);
             }
@@ -184,6 +200,7 @@ impl EventLoop {
             if let Some(persistence) = self.persistence.as_mut() {
                 persistence.after_turn(&self.core, now);
             }
+            self.loop_stats.turn(turn_started.elapsed());
             if let Some(deadline) = self.shutdown_deadline
                 && (self.conns.is_empty() || now >= deadline)
             {
@@ -389,6 +406,10 @@ impl EventLoop {
                 self.drop_conn(key);
             }
             HeadStep::Reject(response) => self.answer_http(key, response, now),
+            HeadStep::Plain { request, head_only } => {
+                let response = self.plain_response(&request, head_only);
+                self.answer_http(key, response, now);
+            }
             HeadStep::Upgrade { request, response, leftover } => {
                 let headers = request.headers();
                 let forwarded = headers.get_all("x-forwarded-for").into_iter().map(|v| v.as_bytes());
@@ -410,6 +431,26 @@ impl EventLoop {
                 conn.phase = Phase::Upgrading(Upgrading { stream, response, written: 0, leftover, peer });
                 self.write_upgrade(key, now);
             }
+        }
+    }
+
+    /// The answer to a plain GET or HEAD: health, metrics, a static file, or `400`.
+    fn plain_response(&self, request: &tungstenite::handshake::server::Request, head_only: bool) -> Vec<u8> {
+        let sources = || Sources {
+            stats: self.core.stats(),
+            core: self.core.counters(),
+            shell: &self.counters,
+            loop_stats: &self.loop_stats,
+            sockets: self.conns.len(),
+        };
+        let no_store = "Cache-Control: no-store\r\n";
+        match request.uri().path() {
+            "/health" => response(200, "application/json", no_store, health_json(&sources()).as_bytes(), head_only),
+            "/metrics" => {
+                let body = prometheus(&sources());
+                response(200, "text/plain; version=0.0.4; charset=utf-8", no_store, body.as_bytes(), head_only)
+            }
+            _ => serve_static(self.static_root.as_ref(), request, head_only).unwrap_or_else(bad_request),
         }
     }
 
@@ -506,6 +547,7 @@ impl EventLoop {
             let result = ws.socket.read();
             match result {
                 Ok(Message::Text(text)) => {
+                    self.loop_stats.bytes_in += text.len() as u64;
                     self.feed(now, Input::Text { conn: ConnId(key), text: text.as_str() });
                     self.route(now);
                 }
@@ -667,6 +709,8 @@ impl EventLoop {
                 bytes
             }
         };
+        self.loop_stats.frames_out += 1;
+        self.loop_stats.bytes_out += bytes.len() as u64;
         match ws.push(bytes) {
             Push::Queued => {
                 // A burst for one connection within a turn is written before it reaches the

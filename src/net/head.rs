@@ -25,6 +25,8 @@ pub(super) enum HeadStep {
     Gone,
     /// Not an acceptable upgrade: write this HTTP response, then close.
     Reject(Vec<u8>),
+    /// A GET or HEAD that is not an upgrade: health, metrics, static files or `400`.
+    Plain { request: Box<Request>, head_only: bool },
     /// A WebSocket upgrade: write `response`, then the WebSocket starts with `leftover`.
     Upgrade { request: Box<Request>, response: Vec<u8>, leftover: Vec<u8> },
 }
@@ -54,8 +56,8 @@ impl Head {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => return HeadStep::Gone,
             }
-            match Request::try_parse(&self.buf) {
-                Ok(Some((len, request))) => return self.decide(len, request),
+            match parse(&self.buf) {
+                Ok(Some((len, request, head_only))) => return self.decide(len, request, head_only),
                 Ok(None) if self.buf.len() >= self.cap => {
                     return HeadStep::Reject(http_response(431, "Request Header Fields Too Large"));
                 }
@@ -65,9 +67,12 @@ impl Head {
         }
     }
 
-    fn decide(&mut self, len: usize, request: Request) -> HeadStep {
+    fn decide(&mut self, len: usize, request: Request, head_only: bool) -> HeadStep {
+        if head_only {
+            return HeadStep::Plain { request: Box::new(request), head_only };
+        }
         let Ok(response) = create_response(&request) else {
-            return HeadStep::Reject(bad_request());
+            return HeadStep::Plain { request: Box::new(request), head_only };
         };
         let mut bytes = Vec::with_capacity(160);
         if write_response(&mut bytes, &response).is_err() {
@@ -75,6 +80,17 @@ impl Head {
         }
         HeadStep::Upgrade { request: Box::new(request), response: bytes, leftover: self.buf.split_off(len) }
     }
+}
+
+/// Parses a request head with tungstenite's parser, which knows GET only: a HEAD request is
+/// parsed as the same request with GET (and reported with `true`).
+fn parse(buf: &[u8]) -> tungstenite::Result<Option<(usize, Request, bool)>> {
+    if let Some(rest) = buf.strip_prefix(b"HEAD ") {
+        let mut as_get = b"GET ".to_vec();
+        as_get.extend_from_slice(rest);
+        return Ok(Request::try_parse(&as_get)?.map(|(len, request)| (len + 1, request, true)));
+    }
+    Ok(Request::try_parse(buf)?.map(|(len, request)| (len, request, false)))
 }
 
 /// The answer to a request that is not a WebSocket upgrade.
@@ -135,6 +151,8 @@ pub enum HeadOutcome {
     Upgrade { path: String, origin: Option<Vec<u8>>, forwarded_for: Vec<Vec<u8>>, leftover: usize },
     /// An HTTP answer with this status, then close.
     Reject(u16),
+    /// A plain GET or HEAD on `path` (answered by the health, metrics or static routes, or 400).
+    Plain { path: String },
 }
 
 /// Runs the head reader over `chunks` (one read each, then end of input when `closed`).
@@ -165,6 +183,7 @@ pub(super) fn parse_chunks(chunks: &[&[u8]], cap: usize, closed: bool) -> HeadOu
         HeadStep::Pending => HeadOutcome::Incomplete,
         HeadStep::Gone => HeadOutcome::Gone,
         HeadStep::Reject(response) => HeadOutcome::Reject(status_of(&response)),
+        HeadStep::Plain { request, .. } => HeadOutcome::Plain { path: request.uri().path().to_string() },
         HeadStep::Upgrade { request, leftover, .. } => {
             let headers = request.headers();
             HeadOutcome::Upgrade {
@@ -232,16 +251,15 @@ mod tests {
     }
 
     #[test]
-    fn plain_get_is_rejected_with_400() {
+    fn plain_get_and_head_are_plain_requests() {
         let mut head = Head::new(8192);
         match head.read_from(&mut chunks(&[b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"])) {
-            HeadStep::Reject(bytes) => {
-                assert_eq!(status_line(&bytes), "HTTP/1.1 400 Bad Request");
-                let text = String::from_utf8_lossy(&bytes).to_string();
-                assert!(text.contains("Content-Length: 16\r\n"), "{text}");
-                assert!(text.ends_with("\r\n\r\n400 Bad Request\n"), "{text}");
-            }
-            _ => panic!("expected a rejection"),
+            HeadStep::Plain { request, head_only: false } => assert_eq!(request.uri().path(), "/"),
+            _ => panic!("expected a plain request"),
+        }
+        match Head::new(8192).read_from(&mut chunks(&[b"HEAD /a.js?x HTTP/1.1\r\nHost: a\r\n\r\n"])) {
+            HeadStep::Plain { request, head_only: true } => assert_eq!(request.uri().path(), "/a.js"),
+            _ => panic!("expected a plain HEAD request"),
         }
     }
 
@@ -285,7 +303,7 @@ mod tests {
         }
         assert_eq!(parse_chunks(&[&UPGRADE[..10]], 8192, false), HeadOutcome::Incomplete);
         assert_eq!(parse_chunks(&[&UPGRADE[..10]], 8192, true), HeadOutcome::Gone);
-        assert_eq!(parse_chunks(&[b"GET / HTTP/1.1\r\n\r\n"], 8192, false), HeadOutcome::Reject(400));
+        assert_eq!(parse_chunks(&[b"GET / HTTP/1.1\r\n\r\n"], 8192, false), HeadOutcome::Plain { path: "/".into() });
     }
 
     #[test]

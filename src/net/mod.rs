@@ -1,7 +1,8 @@
 //! The shell: every socket, the clock and the event loop around the protocol core.
 //!
 //! One thread runs a mio poll loop over the listeners and a slab of connections. Each connection
-//! reads its HTTP request head itself, then becomes a WebSocket (any path) or gets a `400`.
+//! reads its HTTP request head itself, then becomes a WebSocket (any path) or gets a plain HTTP
+//! answer (health, metrics, static files, or `400`).
 //! Text frames go to the [`Core`](crate::core::Core) with the current time; its outputs are
 //! queued per connection and flushed once per loop turn. Nothing here interprets the protocol.
 //!
@@ -19,7 +20,9 @@ mod conn;
 mod counters;
 mod event_loop;
 mod head;
+mod http;
 mod listeners;
+mod metrics;
 mod peer;
 mod persist;
 mod realip;
@@ -69,6 +72,8 @@ pub struct Server {
     recorder: Option<Recorder>,
     /// The saved state to restore and the thread that saves it, with a data directory.
     persistence: Option<(Snapshot, Saver)>,
+    /// The canonical static directory, with `--static`.
+    static_root: Option<http::StaticRoot>,
 }
 
 impl Server {
@@ -87,6 +92,7 @@ impl Server {
         }
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let shutdown = ShutdownHandle { waker, requested: Arc::new(AtomicBool::new(false)) };
+        let static_root = config.static_dir.as_deref().map(http::StaticRoot::open).transpose()?;
         let persistence = match &config.data_dir {
             Some(dir) => {
                 let store = Store::open(dir);
@@ -110,7 +116,7 @@ impl Server {
             ),
             None => None,
         };
-        Ok(Server { poll, listeners, shutdown, config, recorder, persistence })
+        Ok(Server { poll, listeners, shutdown, config, recorder, persistence, static_root })
     }
 
     /// The addresses actually bound, in the order of `config.listen`.
@@ -133,6 +139,9 @@ impl Server {
             EventLoop::new(self.poll, self.listeners, self.shutdown.requested, self.config, self.recorder);
         if let Some((snapshot, saver)) = self.persistence {
             event_loop.restore(snapshot, saver);
+        }
+        if let Some(root) = self.static_root {
+            event_loop.serve_static(root);
         }
         event_loop.run()
     }
