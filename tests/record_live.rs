@@ -32,7 +32,7 @@ impl Process {
             let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
             let mut child = Command::new(MPPD)
-                .args(["--listen", &addr.to_string(), "--log-level", "info"])
+                .args(["--listen", &addr.to_string(), "--log-level", "info", "--data-dir", ""])
                 .args(extra)
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
