@@ -109,8 +109,17 @@ fn a_reader_over_the_hard_cap_is_closed_with_4003() {
     let server = TestServer::start(flood_config());
     let mut slow = Client::connect_small_window(server.addr());
     join(&mut slow, "test/slow");
-    let _keepers = history_flood(server.addr(), &mut slow, more_than_the_kernel_holds());
+    let (mut keepers, _) = history_flood(server.addr(), &mut slow, more_than_the_kernel_holds());
     let frame = slow.expect_close().expect("a close frame with a code");
     assert_eq!(u16::from(frame.code), 4003);
     assert_eq!(frame.reason.as_str(), "Message buffer length exceeded 65536.");
+    // The clients that read keep being served.
+    for (i, keeper) in keepers.iter_mut().enumerate() {
+        keeper.send(&[json!({"m": "t", "e": 100 + i})]);
+        loop {
+            if keeper.expect_message("t")["e"] == 100 + i {
+                break;
+            }
+        }
+    }
 }
