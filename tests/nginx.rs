@@ -1,0 +1,274 @@
+//! The example nginx site, `deploy/nginx-mppd.conf`, run by the system's nginx in front of the
+//! real binary on loopback. Only the upstream address and the listen address of the example are
+//! changed. A client connecting through nginx gets the user id of its own address when mppd
+//! trusts the proxy (`--trusted-proxy 127.0.0.1`), the id of 127.0.0.1 when it does not, and
+//! never the id of an address it names itself in `X-Forwarded-For`. `/health` and `/metrics`
+//! answer through nginx; `/metrics` only to 127.0.0.1.
+//!
+//! Without nginx installed the tests print `SKIPPED: nginx: not installed` and pass; `.ci/run`
+//! installs it.
+
+mod common;
+mod process;
+
+use common::Client;
+use mppd::core::identity_for_address;
+use process::{Mppd, connect_from, temp_dir};
+use serde_json::{Value, json};
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tungstenite::client::IntoClientRequest;
+use tungstenite::http::HeaderValue;
+
+const SALT: &str = "nginx-test-salt";
+
+/// How long nginx gets to start listening, and a plain request to be answered.
+const WAIT: Duration = Duration::from_secs(10);
+
+/// The example site as shipped.
+const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/nginx-mppd.conf");
+
+/// The nginx binary: on the `PATH`, or where Debian puts it (`/usr/sbin` is often not on a
+/// normal user's `PATH`).
+fn nginx_binary() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("nginx"))
+        .chain([PathBuf::from("/usr/sbin/nginx")])
+        .find(|candidate| candidate.is_file())
+}
+
+/// The nginx binary, or `None` after printing why the test is skipped. Written straight to
+/// stderr so that the line shows even though the test harness captures `println!`.
+fn nginx_or_skip() -> Option<PathBuf> {
+    let found = nginx_binary();
+    if found.is_none() {
+        let _ = writeln!(std::io::stderr(), "SKIPPED: nginx: not installed");
+    }
+    found
+}
+
+/// `text` with the single occurrence of `from` replaced; fails if the example no longer has
+/// exactly one, so that a change to its shape is noticed here rather than silently untested.
+fn replace_once(text: &str, from: &str, to: &str) -> String {
+    let count = text.matches(from).count();
+    assert_eq!(count, 1, "{EXAMPLE} should contain {from:?} exactly once, found {count}");
+    text.replacen(from, to, 1)
+}
+
+/// The example site pointed at `upstream` and listening on `listen` only (its IPv6 listen line
+/// is dropped: the test stays on 127.0.0.x).
+fn site_config(upstream: SocketAddr, listen: SocketAddr) -> String {
+    let example = fs::read_to_string(EXAMPLE).expect("read the example nginx site");
+    let site = replace_once(&example, "server 127.0.0.1:8080;", &format!("server {upstream};"));
+    let site = replace_once(&site, "listen 80;", &format!("listen {listen};"));
+    site.lines().filter(|line| !line.trim_start().starts_with("listen [::]:")).collect::<Vec<_>>().join("\n")
+}
+
+/// What `nginx -V` says: its version and the modules left out of the build.
+struct Build {
+    /// `-e FILE` (error log before the configuration is read) exists since 1.19.5.
+    has_error_log_flag: bool,
+    without: Vec<String>,
+}
+
+fn nginx_build(nginx: &Path) -> Build {
+    let output = Command::new(nginx).arg("-V").stdin(Stdio::null()).output().expect("run nginx -V");
+    let text = String::from_utf8_lossy(&output.stderr).into_owned() + &String::from_utf8_lossy(&output.stdout);
+    let version: Vec<u32> = text
+        .split("nginx/")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(|v| v.split('.').map(|part| part.parse().unwrap_or(0)).collect())
+        .unwrap_or_default();
+    let without = text.split_whitespace().filter(|arg| arg.starts_with("--without-")).map(String::from).collect();
+    Build { has_error_log_flag: version >= vec![1, 19, 5], without }
+}
+
+/// The main configuration: one process in the foreground, every file it writes under `dir`,
+/// and the (templated) example site included in `http`.
+fn main_config(dir: &Path, build: &Build) -> String {
+    let d = dir.display();
+    let mut temp_paths = format!("client_body_temp_path {d}/client_body;\n    proxy_temp_path {d}/proxy;\n");
+    for module in ["fastcgi", "uwsgi", "scgi"] {
+        if !build.without.iter().any(|arg| arg == &format!("--without-http_{module}_module")) {
+            temp_paths.push_str(&format!("    {module}_temp_path {d}/{module};\n"));
+        }
+    }
+    format!(
+        "daemon off;\n\
+         master_process off;\n\
+         pid {d}/nginx.pid;\n\
+         error_log {d}/error.log info;\n\
+         events {{\n    worker_connections 64;\n}}\n\
+         http {{\n    access_log {d}/access.log;\n    {temp_paths}    include {d}/site.conf;\n}}\n"
+    )
+}
+
+/// nginx as a child process in front of `upstream`; killed when dropped. One process
+/// (`master_process off`), so killing it leaves nothing behind.
+struct Nginx {
+    child: Child,
+    addr: SocketAddr,
+    dir: PathBuf,
+}
+
+impl Nginx {
+    /// Starts nginx with the example site on a free port of 127.0.0.1 and waits until it
+    /// accepts connections. If another program takes the port first, nginx exits and the start
+    /// is retried on another one.
+    fn start(nginx: &Path, upstream: SocketAddr, name: &str) -> Nginx {
+        let build = nginx_build(nginx);
+        let dir = temp_dir(&format!("nginx-{name}"));
+        let config = dir.join("nginx.conf");
+        fs::write(&config, main_config(&dir, &build)).expect("write nginx.conf");
+        for _ in 0..5 {
+            let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            fs::write(dir.join("site.conf"), site_config(upstream, addr)).expect("write site.conf");
+            let _ = fs::remove_file(dir.join("error.log"));
+            let stderr = File::create(dir.join("stderr.log")).expect("create stderr.log");
+            let mut command = Command::new(nginx);
+            command.arg("-p").arg(&dir).arg("-c").arg(&config);
+            if build.has_error_log_flag {
+                command.arg("-e").arg(dir.join("error.log"));
+            }
+            let child = command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(stderr).spawn().expect("start nginx");
+            let mut server = Nginx { child, addr, dir: dir.clone() };
+            let deadline = Instant::now() + WAIT;
+            loop {
+                if let Some(status) = server.child.try_wait().expect("wait for nginx") {
+                    let logs = server.logs();
+                    if logs.contains("Address already in use") {
+                        break;
+                    }
+                    panic!("nginx exited ({status}) with the example site:\n{logs}");
+                }
+                if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                    return server;
+                }
+                assert!(Instant::now() < deadline, "nginx did not listen within {WAIT:?}:\n{}", server.logs());
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        panic!("nginx did not start: no free port");
+    }
+
+    /// nginx's stderr and error log, for failure messages.
+    fn logs(&self) -> String {
+        ["stderr.log", "error.log"]
+            .iter()
+            .map(|file| format!("--- {file}\n{}", fs::read_to_string(self.dir.join(file)).unwrap_or_default()))
+            .collect()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// mppd on a free port of 127.0.0.1, nothing saved, with `extra` options.
+fn mppd(extra: &[&str]) -> Mppd {
+    let mut args = vec!["--data-dir", "", "--salt", SALT];
+    args.extend_from_slice(extra);
+    Mppd::start(&args)
+}
+
+/// The user id mppd gives to a client at `ip`.
+fn id_of(ip: [u8; 4]) -> String {
+    identity_for_address(SALT, IpAddr::V4(Ipv4Addr::from(ip)), None).id.to_hex()
+}
+
+/// Connects to nginx from 127.0.0.`host`, upgrades to WebSocket through it (sending
+/// `X-Forwarded-For: spoof` when given), says `hi` and returns the user id in the answer.
+fn id_through(nginx: &Nginx, host: u8, spoof: Option<&str>) -> String {
+    let stream = connect_from([127, 0, 0, host], nginx.addr);
+    stream.set_read_timeout(Some(common::WAIT)).expect("set read timeout");
+    stream.set_write_timeout(Some(common::WAIT)).expect("set write timeout");
+    let url = format!("ws://{}/", nginx.addr);
+    let mut request = url.as_str().into_client_request().expect("a WebSocket request");
+    if let Some(spoof) = spoof {
+        request.headers_mut().insert("X-Forwarded-For", HeaderValue::from_str(spoof).expect("a header value"));
+    }
+    let (ws, response) = tungstenite::client::client(request, stream)
+        .unwrap_or_else(|e| panic!("WebSocket handshake through nginx at {url} failed: {e}"));
+    assert_eq!(response.status().as_u16(), 101);
+    let mut client = Client { ws };
+    client.send(&[json!({"m": "hi"})]);
+    let hi = client.expect_message("hi");
+    hi["u"]["_id"].as_str().unwrap_or_else(|| panic!("hi without an id: {hi}")).to_string()
+}
+
+/// `GET path` through nginx from 127.0.0.`host`; the status and the body.
+fn get(nginx: &Nginx, host: u8, path: &str) -> (u16, String) {
+    let mut stream = connect_from([127, 0, 0, host], nginx.addr);
+    stream.set_read_timeout(Some(WAIT)).expect("set read timeout");
+    stream.set_write_timeout(Some(WAIT)).expect("set write timeout");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: piano.example.org\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).expect("send the request");
+    let mut bytes = Vec::new();
+    if let Err(e) = stream.read_to_end(&mut bytes) {
+        panic!("no complete answer to GET {path} through nginx ({e}): {:?}", String::from_utf8_lossy(&bytes));
+    }
+    let response = String::from_utf8_lossy(&bytes).into_owned();
+    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, body)| body).to_string();
+    (status, body)
+}
+
+#[test]
+fn trusted_proxy_gives_the_client_its_own_id() {
+    let Some(binary) = nginx_or_skip() else { return };
+    let server = mppd(&["--trusted-proxy", "127.0.0.1"]);
+    let nginx = Nginx::start(&binary, server.addr, "trusted");
+
+    assert_eq!(id_through(&nginx, 7, None), id_of([127, 0, 0, 7]), "the id of the client's address");
+    assert_ne!(id_of([127, 0, 0, 7]), id_of([127, 0, 0, 1]));
+
+    // The example replaces the header, so a client cannot choose its address (and id).
+    let spoofed = id_through(&nginx, 8, Some("1.2.3.4"));
+    assert_eq!(spoofed, id_of([127, 0, 0, 8]), "a client-sent X-Forwarded-For must be replaced");
+    assert_ne!(spoofed, id_of([1, 2, 3, 4]));
+    let chained = id_through(&nginx, 9, Some("1.2.3.4, 127.0.0.1"));
+    assert_eq!(chained, id_of([127, 0, 0, 9]), "a client-sent chain must be replaced too");
+    // Even from the proxy's own address, which mppd trusts: appending would make 1.2.3.4 the
+    // client here.
+    assert_eq!(id_through(&nginx, 1, Some("1.2.3.4")), id_of([127, 0, 0, 1]), "from 127.0.0.1");
+}
+
+#[test]
+fn untrusted_proxy_gives_everyone_the_id_of_nginx() {
+    let Some(binary) = nginx_or_skip() else { return };
+    let server = mppd(&[]);
+    let nginx = Nginx::start(&binary, server.addr, "untrusted");
+
+    assert_eq!(id_through(&nginx, 7, None), id_of([127, 0, 0, 1]), "the id of nginx's address");
+    assert_eq!(id_through(&nginx, 8, Some("1.2.3.4")), id_of([127, 0, 0, 1]));
+}
+
+#[test]
+fn health_and_metrics_through_nginx() {
+    let Some(binary) = nginx_or_skip() else { return };
+    let server = mppd(&["--trusted-proxy", "127.0.0.1"]);
+    let nginx = Nginx::start(&binary, server.addr, "http");
+
+    let (status, body) = get(&nginx, 7, "/health");
+    assert_eq!(status, 200, "/health through nginx: {body}");
+    let health: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body:?}"));
+    assert_eq!(health["status"], "ok", "{health}");
+
+    let (status, body) = get(&nginx, 1, "/metrics");
+    assert_eq!(status, 200, "/metrics from 127.0.0.1 through nginx: {body}");
+    assert!(body.contains("mppd_connections_open"), "{body}");
+    // The example allows /metrics to 127.0.0.1 and ::1 only.
+    let (status, _) = get(&nginx, 7, "/metrics");
+    assert_eq!(status, 403, "/metrics from another address through nginx");
+}
