@@ -4,7 +4,7 @@
 # Env: MPPD_BIN (default ../../target/debug/mppd relative to this directory),
 #      MPPD_LOG_LEVEL (default warn), MPPD_SHOW_LOG=1 to print the server log,
 #      MPPD_TEST_WAIT_MS (per-event wait, default 3000), MPPD_SLOW=1 (15 s crown rule,
-#      history cap), MPPD_STRICT=1 (known server gaps fail instead of todo).
+#      history cap).
 set -eu
 cd "$(dirname "$0")"
 if [ ! -d node_modules ]; then
