@@ -55,6 +55,6 @@ fuzz_target!(|data: &[u8]| {
                 );
             }
         }
-        HeadOutcome::Incomplete | HeadOutcome::Gone => {}
+        HeadOutcome::Plain { .. } | HeadOutcome::Incomplete | HeadOutcome::Gone => {}
     }
 });
