@@ -116,6 +116,48 @@ struct ConnLimits {
     custom_bytes: RateLimiter,
 }
 
+/// The per-connection limits of §8.3 whose refusal is a silent drop.
+#[derive(Clone, Copy, Debug)]
+enum Limit {
+    Ch,
+    Chown,
+    /// Shared by `kickban` and `unban`.
+    Kickban,
+    Userset,
+    Chset,
+    /// Bytes of `custom` data.
+    CustomBytes,
+}
+
+impl Core {
+    /// Spends `amount` of a connection's limit; a refusal is counted and means "drop silently".
+    fn within_limit(&mut self, now: u64, conn: ConnId, limit: Limit, amount: u64) -> bool {
+        let c = &self.config;
+        let rate = match limit {
+            Limit::Ch => c.ch_rate,
+            Limit::Chown => c.chown_rate,
+            Limit::Kickban => c.kickban_rate,
+            Limit::Userset => c.userset_rate,
+            Limit::Chset => c.chset_rate,
+            Limit::CustomBytes => c.custom_bytes,
+        };
+        let Some(state) = self.conns.get_mut(&conn) else { return false };
+        let limiter = match limit {
+            Limit::Ch => &mut state.limits.ch,
+            Limit::Chown => &mut state.limits.chown,
+            Limit::Kickban => &mut state.limits.kickban,
+            Limit::Userset => &mut state.limits.userset,
+            Limit::Chset => &mut state.limits.chset,
+            Limit::CustomBytes => &mut state.limits.custom_bytes,
+        };
+        let allowed = limiter.allow(now, rate, amount);
+        if !allowed {
+            self.counters.rate_limited += 1;
+        }
+        allowed
+    }
+}
+
 #[derive(Debug)]
 struct Conn {
     ip: IpAddr,

@@ -2,7 +2,7 @@
 //! `unban` (§9). Lobbies and test rooms have no crown, so all of it is ignored there.
 
 use super::channel::AWKWARD;
-use super::{ConnId, Core, Message, UserId};
+use super::{ConnId, Core, Limit, Message, UserId};
 use crate::proto::inbound::{number, parse_as, string};
 use crate::proto::outbound::{self, Notification};
 use serde_json::{Map, Value};
@@ -18,10 +18,7 @@ impl Core {
     pub(super) fn on_chset(&mut self, now: u64, conn: ConnId, msg: &Message<'_>) {
         let Some((_, key)) = self.holder_of_channel(conn) else { return };
         let Some(set) = parse_as::<Map<String, Value>>(msg.set) else { return };
-        let rate = self.config.chset_rate;
-        let Some(state) = self.conns.get_mut(&conn) else { return };
-        if !state.limits.chset.allow(now, rate, 1) {
-            self.counters.rate_limited += 1;
+        if !self.within_limit(now, conn, Limit::Chset, 1) {
             return;
         }
         let Some(ch) = self.channels.get_mut(&key) else { return };
@@ -34,7 +31,6 @@ impl Core {
     /// `chown` (§7.4–§7.5): give, take back, pick up after the delay, or drop.
     pub(super) fn on_chown(&mut self, now: u64, conn: ConnId, msg: &Message<'_>) {
         let Some((user, key)) = self.member(conn) else { return };
-        let rate = self.config.chown_rate;
         let pickup_ms = self.config.crown_pickup_ms;
         let target = string(msg.id).and_then(|id| UserId::parse(&id));
         let Some(ch) = self.channels.get(&key) else { return };
@@ -51,9 +47,7 @@ impl Core {
         if !allowed {
             return;
         }
-        let Some(state) = self.conns.get_mut(&conn) else { return };
-        if !state.limits.chown.allow(now, rate, 1) {
-            self.counters.rate_limited += 1;
+        if !self.within_limit(now, conn, Limit::Chown, 1) {
             return;
         }
         let Some(ch) = self.channels.get_mut(&key) else { return };
@@ -75,10 +69,7 @@ impl Core {
         let Some((banner, key)) = self.holder_of_channel(conn) else { return };
         let Some(target) = string(msg.user_or_channel_id).and_then(|id| UserId::parse(&id)) else { return };
         let Some(ms) = number(msg.ms).filter(|ms| *ms >= 0.0) else { return };
-        let rate = self.config.kickban_rate;
-        let Some(state) = self.conns.get_mut(&conn) else { return };
-        if !state.limits.kickban.allow(now, rate, 1) {
-            self.counters.rate_limited += 1;
+        if !self.within_limit(now, conn, Limit::Kickban, 1) {
             return;
         }
         let ms = (ms as u64).min(self.config.kickban_max_ms);
@@ -120,10 +111,7 @@ impl Core {
     pub(super) fn on_unban(&mut self, now: u64, conn: ConnId, msg: &Message<'_>) {
         let Some((_, key)) = self.holder_of_channel(conn) else { return };
         let Some(target) = string(msg.user_or_channel_id).and_then(|id| UserId::parse(&id)) else { return };
-        let rate = self.config.kickban_rate;
-        let Some(state) = self.conns.get_mut(&conn) else { return };
-        if !state.limits.kickban.allow(now, rate, 1) {
-            self.counters.rate_limited += 1;
+        if !self.within_limit(now, conn, Limit::Kickban, 1) {
             return;
         }
         let Some(ch) = self.channels.get_mut(&key) else { return };

@@ -3,7 +3,7 @@
 
 use super::channel::{AWKWARD, Channel, Kind, Participant, next_lobby};
 use super::session::channel_info_json;
-use super::{ConnId, Core, Message, UserId};
+use super::{ConnId, Core, Limit, Message, UserId};
 use crate::proto::inbound::{parse_as, string};
 use crate::proto::outbound;
 use crate::proto::validate::{MAX_CHANNEL_NAME_LEN, is_valid_text};
@@ -18,14 +18,12 @@ impl Core {
             log::debug!("{conn_id:?}: invalid channel name refused");
             return;
         }
-        let rate = self.config.ch_rate;
-        let Some(conn) = self.conns.get_mut(&conn_id) else { return };
+        let Some(conn) = self.conns.get(&conn_id) else { return };
         let Some(user) = conn.user else { return };
         if conn.channel.as_deref() == Some(requested.as_ref()) {
             return;
         }
-        if !conn.limits.ch.allow(now, rate, 1) {
-            self.counters.rate_limited += 1;
+        if !self.within_limit(now, conn_id, Limit::Ch, 1) {
             return;
         }
         let set = parse_as::<Map<String, Value>>(msg.set);

@@ -2,7 +2,7 @@
 //! (`+ls`/`-ls` and the `ls` updates of §6).
 
 use super::ids::{identity_for_address, random_identity};
-use super::{ConnId, Core, Message, Profile, Timer, User};
+use super::{ConnId, Core, Limit, Message, Profile, Timer, User};
 use crate::proto::inbound::{number, parse_as};
 use crate::proto::outbound::{self, ChannelInfo};
 use crate::proto::validate::{MAX_NAME_LEN, is_valid_text, parse_color};
@@ -71,11 +71,8 @@ impl Core {
     /// to everyone in every channel where the user is present, the sender included.
     pub(super) fn on_userset(&mut self, now: u64, conn_id: ConnId, msg: &Message<'_>) {
         let Some(set) = parse_as::<Map<String, Value>>(msg.set) else { return };
-        let rate = self.config.userset_rate;
-        let Some(conn) = self.conns.get_mut(&conn_id) else { return };
-        let Some(user_id) = conn.user else { return };
-        if !conn.limits.userset.allow(now, rate, 1) {
-            self.counters.rate_limited += 1;
+        let Some(user_id) = self.conns.get(&conn_id).and_then(|c| c.user) else { return };
+        if !self.within_limit(now, conn_id, Limit::Userset, 1) {
             return;
         }
         let name = set.get("name").and_then(Value::as_str).filter(|n| is_valid_text(n, MAX_NAME_LEN));

@@ -1,7 +1,7 @@
 //! What members send each other inside a channel: chat `a` and `dm`, notes `n` (with the note
 //! quota of §8), cursor `m` (coalesced), and bot `custom` messages (§5).
 
-use super::{ConnId, Core, Message, Output, Timer, UserId};
+use super::{ConnId, Core, Limit, Message, Output, Timer, UserId};
 use crate::proto::inbound::{CustomTarget, NoteIn, is_truthy, number, number_or_numeric_string, parse_as, string};
 use crate::proto::outbound::{self, NoteOut, Num};
 use crate::proto::validate::{MAX_CHAT_LEN, MAX_NOTE_NAME_LEN, MAX_REPLY_TO_LEN, is_valid_text, js_length};
@@ -196,10 +196,7 @@ impl Core {
         let Some(wanted) = custom_recipients(&target) else { return };
         let null = RawValue::NULL;
         let data = msg.data.unwrap_or(null);
-        let rate = self.config.custom_bytes;
-        let Some(state) = self.conns.get_mut(&conn) else { return };
-        if !state.limits.custom_bytes.allow(now, rate, data.get().len() as u64) {
-            self.counters.rate_limited += 1;
+        if !self.within_limit(now, conn, Limit::CustomBytes, data.get().len() as u64) {
             return;
         }
         let Some(ch) = self.channels.get(&key) else { return };

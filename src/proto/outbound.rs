@@ -139,7 +139,12 @@ pub fn with_own_id(ch: &str, own_id: &str) -> String {
 
 /// `c`: chat history, each entry an already-serialized `a` message.
 pub fn chat_history<'a>(entries: impl Iterator<Item = &'a str>) -> String {
-    let mut out = String::from(r#"{"m":"c","c":["#);
+    with_array(String::from(r#"{"m":"c","c":"#), entries)
+}
+
+/// Appends `[entries…]}` to the start of a message whose last field is that array.
+fn with_array<'a>(mut out: String, entries: impl Iterator<Item = &'a str>) -> String {
+    out.push('[');
     for (i, entry) in entries.enumerate() {
         if i > 0 {
             out.push(',');
@@ -248,15 +253,7 @@ pub fn dm(
 
 /// `ls` from already-serialized channel infos.
 pub fn channel_list<'a>(complete: bool, entries: impl Iterator<Item = &'a str>) -> String {
-    let mut out = format!(r#"{{"m":"ls","c":{complete},"u":["#);
-    for (i, entry) in entries.enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(entry);
-    }
-    out.push_str("]}");
-    out
+    with_array(format!(r#"{{"m":"ls","c":{complete},"u":"#), entries)
 }
 
 #[derive(Serialize)]
