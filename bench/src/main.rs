@@ -319,6 +319,8 @@ fn fanout(a: &mut Args) -> Result<Report, String> {
     r.set("expected", k.window_expected);
     r.set("received", k.window_notes_received);
     r.set("lost", lost.max(0) as u64);
+    // More than expected means a note reached a connection it must not (its own sender).
+    r.set("unexpected", (-lost).max(0) as u64);
     r.set("latency_p50_ms", ms(lat.quantile(0.5)));
     r.set("latency_p99_ms", ms(lat.quantile(0.99)));
     r.set("latency_p999_ms", ms(lat.quantile(0.999)));
@@ -354,10 +356,13 @@ fn fanout(a: &mut Args) -> Result<Report, String> {
     ));
     r.line(format!(
         "losses:           {} of {} expected deliveries ({:.3}%)",
-        lost,
+        lost.max(0),
         k.window_expected,
-        100.0 * lost as f64 / k.window_expected.max(1) as f64
+        100.0 * lost.max(0) as f64 / k.window_expected.max(1) as f64
     ));
+    if lost < 0 {
+        r.line(format!("warning: {} deliveries more than expected: is `n` echoed to its sender?", -lost));
+    }
     r.line(format!(
         "generator CPU:    {}   server RSS: {}",
         gen_cpu.map_or("n/a".into(), |g| format!("{:.0}% of a core", 100.0 * g / window_s)),
