@@ -673,3 +673,16 @@ fn same_inputs_give_byte_identical_outputs() {
     }
     assert_eq!(run(), run());
 }
+
+#[test]
+fn long_number_texts_are_echoed_as_their_value_not_verbatim() {
+    let mut sim = Sim::new();
+    let (a, ida) = sim.join(&ip(1), "room");
+    let (b, _) = sim.join(&ip(2), "room");
+    let long = format!("1700000000000.{}1", "0".repeat(2000));
+    sim.send(a, &format!(r#"[{{"m":"n","t":{long},"n":[{{"n":"a1"}}]}},{{"m":"t","e":{long}}}]"#));
+    let to_b = sim.frames.iter().rev().find(|(c, _)| *c == b).unwrap().1.clone();
+    assert_eq!(to_b, format!(r#"[{{"m":"n","t":1700000000000,"p":"{ida}","n":[{{"n":"a1"}}]}}]"#));
+    let pong = sim.frames.last().unwrap().1.clone();
+    assert!(pong.ends_with(r#""e":1700000000000}]"#), "{pong}");
+}

@@ -4,7 +4,7 @@
 use super::ids::{identity_for_address, random_identity};
 use super::{ConnId, Core, Limit, Message, Profile, Timer, User};
 use crate::proto::inbound::{number, parse_as};
-use crate::proto::outbound::{self, ChannelInfo};
+use crate::proto::outbound::{self, ChannelInfo, Echo};
 use crate::proto::validate::{MAX_NAME_LEN, is_valid_text, parse_color};
 use serde_json::{Map, Value};
 use std::rc::Rc;
@@ -53,7 +53,7 @@ impl Core {
     /// `t`: answered in any state; once identified it also resets the ping timer (§11: before
     /// `hi` the first period, counted from open, still applies).
     pub(super) fn on_ping(&mut self, now: u64, conn_id: ConnId, msg: &Message<'_>) {
-        let echo = msg.e.filter(|e| number(Some(e)).is_some());
+        let echo = Echo::of(msg.e);
         let reply = outbound::pong(now, echo);
         self.send(conn_id, reply);
         let timeout = self.config.ping_timeout_ms;

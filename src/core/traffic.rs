@@ -3,7 +3,7 @@
 
 use super::{ConnId, Core, Limit, Message, Output, Timer, UserId};
 use crate::proto::inbound::{CustomTarget, NoteIn, is_truthy, number, number_or_numeric_string, parse_as, string};
-use crate::proto::outbound::{self, NoteOut, Num};
+use crate::proto::outbound::{self, Echo, NoteOut, Num};
 use crate::proto::validate::{MAX_CHAT_LEN, MAX_NOTE_NAME_LEN, MAX_REPLY_TO_LEN, is_valid_text, js_length};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -92,7 +92,7 @@ impl Core {
     /// every connection in the channel except the sending one (§5 `n`, §8).
     pub(super) fn on_notes(&mut self, now: u64, conn: ConnId, msg: &Message<'_>) {
         let Some((user, key)) = self.member(conn) else { return };
-        let Some(t) = msg.t.filter(|t| number(Some(t)).is_some()) else { return };
+        let Some(t) = Echo::of(msg.t) else { return };
         let Some(elements) = parse_as::<Vec<&RawValue>>(msg.n) else { return };
         let parsed: Vec<(Cow<'_, str>, NoteIn<'_>)> = elements
             .iter()

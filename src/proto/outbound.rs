@@ -19,6 +19,36 @@ impl Serialize for Num {
     }
 }
 
+/// A number the client sent that goes back out (`t` of notes, `e` of pings; §4.4): as written
+/// when it is of ordinary length, so fractions survive untouched, otherwise as the value it
+/// denotes, so a thousand-digit number cannot be multiplied across a room.
+#[derive(Clone, Copy, Debug)]
+pub enum Echo<'a> {
+    Verbatim(&'a RawValue),
+    Value(Num),
+}
+
+/// Longest number text echoed verbatim (an epoch time with a fraction is about 18 characters).
+const MAX_VERBATIM_NUMBER: usize = 32;
+
+impl<'a> Echo<'a> {
+    /// `None` unless `raw` is a finite JSON number.
+    pub fn of(raw: Option<&'a RawValue>) -> Option<Echo<'a>> {
+        let raw = raw?;
+        let value = crate::proto::inbound::number(Some(raw))?;
+        Some(if raw.get().len() <= MAX_VERBATIM_NUMBER { Echo::Verbatim(raw) } else { Echo::Value(Num(value)) })
+    }
+}
+
+impl Serialize for Echo<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Echo::Verbatim(raw) => raw.serialize(s),
+            Echo::Value(num) => num.serialize(s),
+        }
+    }
+}
+
 /// A cursor coordinate: two-decimal strings once moved, the numbers 200/100 before (§3.2).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Coord {
@@ -111,11 +141,11 @@ struct Pong<'a> {
     m: &'static str,
     t: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    e: Option<&'a RawValue>,
+    e: Option<Echo<'a>>,
 }
 
 /// `e` is echoed as the client wrote it (any finite number, fractions kept; §4.4).
-pub fn pong(now: u64, echo: Option<&RawValue>) -> String {
+pub fn pong(now: u64, echo: Option<Echo<'_>>) -> String {
     to_json(&Pong { m: "t", t: now, e: echo })
 }
 
@@ -203,13 +233,13 @@ pub struct NoteOut<'a> {
 #[derive(Serialize)]
 struct Notes<'a> {
     m: &'static str,
-    t: &'a RawValue,
+    t: Echo<'a>,
     p: &'a str,
     n: &'a [NoteOut<'a>],
 }
 
 /// `t` is passed through exactly as received.
-pub fn notes(t: &RawValue, id: &str, notes: &[NoteOut<'_>]) -> String {
+pub fn notes(t: Echo<'_>, id: &str, notes: &[NoteOut<'_>]) -> String {
     to_json(&Notes { m: "n", t, p: id, n: notes })
 }
 
