@@ -250,7 +250,8 @@ fn fanout(a: &mut Args) -> Result<Report, String> {
     let mut sent = vec![0u64; m];
     let phase: Vec<f64> = (0..m).map(|j| j as f64 / m.max(1) as f64).collect();
     let mut snap0 = None;
-    let snapshot = |pid| (now_ms(), cpu(pid), procfs::cpu_seconds(0), procfs::cpu_split(0));
+    let snapshot =
+        |pid| (now_ms(), cpu(pid), procfs::cpu_seconds(0), procfs::cpu_split(0), procfs::machine_busy_seconds());
     loop {
         let now = now_ms();
         if now >= w1 {
@@ -297,6 +298,10 @@ fn fanout(a: &mut Args) -> Result<Report, String> {
     let server_cpu = snap0.1.zip(snap1.1).map(|(a, b)| b - a);
     let gen_cpu = snap0.2.zip(snap1.2).map(|(a, b)| b - a);
     let gen_sys = snap0.3.zip(snap1.3).map(|(a, b)| b.1 - a.1);
+    // Whatever else ran on the machine during the window: it takes cores from the server and
+    // the generator, and makes every figure unreliable.
+    let other =
+        snap0.4.zip(snap1.4).map(|(a, b)| (b - a - server_cpu.unwrap_or(0.0) - gen_cpu.unwrap_or(0.0)).max(0.0));
     let per_cpu = server_cpu.filter(|s| *s > 0.0).map(|s| delivered / s);
     let lost = k.window_expected as i64 - k.window_notes_received as i64;
     let lat = sw.latency_us();
@@ -328,6 +333,7 @@ fn fanout(a: &mut Args) -> Result<Report, String> {
     r.set("latency_mean_ms", lat.mean() / 1000.0);
     r.set("generator_cpu_util", gen_cpu.map(|g| g / window_s));
     r.set("generator_sys_util", gen_sys.map(|g| g / window_s));
+    r.set("other_cpu_util", other.map(|o| o / window_s));
     r.set("server_rss_kib", rss_end);
     r.set("send_blocked", k.send_blocked);
     r.set("generator_reads", k.reads);
@@ -368,6 +374,14 @@ fn fanout(a: &mut Args) -> Result<Report, String> {
         gen_cpu.map_or("n/a".into(), |g| format!("{:.0}% of a core", 100.0 * g / window_s)),
         rss_end.map_or("n/a".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0))
     ));
+    if let Some(o) = other.map(|o| o / window_s)
+        && o > 0.15
+    {
+        r.line(format!(
+            "warning: other processes kept {:.0}% of a core busy during the window; figures are unreliable",
+            100.0 * o
+        ));
+    }
     if gen_cpu.is_some_and(|g| g / window_s > 0.9) {
         r.line("warning: the generator used over 90% of a core; it may be the bottleneck".into());
     }

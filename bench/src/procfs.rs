@@ -28,6 +28,18 @@ pub fn cpu_split(pid: u32) -> Option<(f64, f64)> {
     Some((utime as f64 / hz, stime as f64 / hz))
 }
 
+/// CPU seconds the whole machine spent busy (all cores; everything but idle and iowait).
+pub fn machine_busy_seconds() -> Option<f64> {
+    let stat = fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let v: Vec<u64> = line.split_whitespace().take(8).filter_map(|f| f.parse().ok()).collect();
+    if v.len() < 8 {
+        return None;
+    }
+    let busy = v.iter().sum::<u64>() - v[3] - v[4];
+    Some(busy as f64 / ticks_per_second())
+}
+
 /// Whether the process exists and is not a zombie.
 pub fn alive(pid: u32) -> bool {
     let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
@@ -71,6 +83,7 @@ mod tests {
         assert!(cpu_seconds(0).is_some());
         assert!(rss_kib(std::process::id()).unwrap() > 0);
         assert!(alive(std::process::id()));
+        assert!(machine_busy_seconds().is_some());
         assert!(!alive(u32::MAX));
     }
 }
