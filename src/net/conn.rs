@@ -6,7 +6,7 @@
 //! moves connections between phases, registers them and talks to the core.
 
 use super::head::Head;
-use super::stream::CountingStream;
+use super::stream::OutStream;
 use super::ws::Ws;
 use crate::core::PeerInfo;
 use mio::Interest;
@@ -97,7 +97,7 @@ impl Upgrading {
 /// What a closing connection still has to write.
 enum Tail {
     /// A WebSocket whose buffer ends with a close frame.
-    WebSocket(Box<WebSocket<CountingStream>>),
+    WebSocket(Box<WebSocket<OutStream>>),
     /// A plain HTTP response.
     Raw { stream: TcpStream, bytes: Vec<u8>, written: usize },
 }
@@ -115,7 +115,7 @@ pub(super) struct Closing {
 }
 
 impl Closing {
-    pub(super) fn websocket(socket: WebSocket<CountingStream>) -> Closing {
+    pub(super) fn websocket(socket: WebSocket<OutStream>) -> Closing {
         Closing { tail: Tail::WebSocket(Box::new(socket)), flushed: false, peer_done: false, more_input: false }
     }
 

@@ -1,48 +1,137 @@
-//! A TCP stream that counts the bytes it has written.
+//! The TCP stream under a WebSocket, with the shell's own outgoing frames in front of it.
 //!
-//! tungstenite keeps its own output buffer and does not say how full it is; counting what
-//! actually reached the socket lets the outbox know how many handed-over bytes are still waiting.
+//! Text frames from the core are encoded here directly (a server frame is a two- to ten-byte
+//! header and the payload, unmasked; RFC 6455 §5.2) into one buffer per connection and written
+//! with one system call. tungstenite writes only control frames (pong, close) through this same
+//! stream, and every write of its first drains the shell's buffer, so frames never interleave.
 
 use mio::net::TcpStream;
 use std::io::{self, Read, Write};
 
-/// A non-blocking TCP stream plus the number of bytes written since the last [`reset`].
-///
-/// [`reset`]: CountingStream::reset_written
-pub(super) struct CountingStream {
+/// Capacity kept in an emptied buffer; a larger one is freed, so idle connections hold none.
+const KEEP_CAPACITY: usize = 2 * 1024;
+
+/// A non-blocking TCP stream plus the shell's frames not yet written.
+pub(super) struct OutStream {
     pub(super) inner: TcpStream,
-    written: usize,
+    /// Whole WebSocket frames, written before anything tungstenite writes.
+    raw: Vec<u8>,
+    /// How much of `raw` has reached the socket.
+    sent: usize,
 }
 
-impl CountingStream {
-    pub(super) fn new(inner: TcpStream) -> CountingStream {
-        CountingStream { inner, written: 0 }
+impl OutStream {
+    pub(super) fn new(inner: TcpStream) -> OutStream {
+        OutStream { inner, raw: Vec::new(), sent: 0 }
     }
 
-    /// Bytes written since the last reset.
-    pub(super) fn written(&self) -> usize {
-        self.written
+    /// Bytes of the shell's frames not yet accepted by the kernel.
+    pub(super) fn unsent(&self) -> usize {
+        self.raw.len() - self.sent
     }
 
-    pub(super) fn reset_written(&mut self) {
-        self.written = 0;
+    /// Appends a whole text frame with this payload.
+    pub(super) fn push_text_frame(&mut self, payload: &[u8]) {
+        self.raw.reserve(wire_len(payload.len()));
+        self.raw.push(0x81); // FIN, opcode 1 (text)
+        let len = payload.len() as u64;
+        match len {
+            0..=125 => self.raw.push(len as u8),
+            126..=0xFFFF => {
+                self.raw.push(126);
+                self.raw.extend_from_slice(&(len as u16).to_be_bytes());
+            }
+            _ => {
+                self.raw.push(127);
+                self.raw.extend_from_slice(&len.to_be_bytes());
+            }
+        }
+        self.raw.extend_from_slice(payload);
+    }
+
+    /// Writes the shell's frames until done or the socket is full (`WouldBlock`).
+    pub(super) fn drain(&mut self) -> io::Result<()> {
+        while self.sent < self.raw.len() {
+            match self.inner.write(&self.raw[self.sent..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.sent += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.sent = 0;
+        if self.raw.capacity() > KEEP_CAPACITY {
+            self.raw = Vec::new();
+        } else {
+            self.raw.clear();
+        }
+        Ok(())
     }
 }
 
-impl Read for CountingStream {
+impl Read for OutStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.inner.read(buf)
     }
 }
 
-impl Write for CountingStream {
+/// What tungstenite writes goes out only after the shell's frames.
+impl Write for OutStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.written = self.written.saturating_add(n);
-        Ok(n)
+        self.drain()?;
+        self.inner.write(buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        self.drain()?;
         self.inner.flush()
+    }
+}
+
+/// Bytes a server (unmasked) frame with this payload length takes on the wire.
+pub(super) fn wire_len(payload: usize) -> usize {
+    let header = match payload {
+        0..=125 => 2,
+        126..=0xFFFF => 4,
+        _ => 10,
+    };
+    payload + header
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wire_len;
+    use tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tungstenite::protocol::frame::{Frame, FrameHeader};
+
+    #[test]
+    fn wire_lengths_follow_rfc_6455() {
+        assert_eq!(wire_len(0), 2);
+        assert_eq!(wire_len(125), 127);
+        assert_eq!(wire_len(126), 130);
+        assert_eq!(wire_len(65_535), 65_539);
+        assert_eq!(wire_len(65_536), 65_546);
+    }
+
+    #[test]
+    fn frames_match_what_tungstenite_writes() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        let mut out = super::OutStream::new(mio::net::TcpStream::from_std(server));
+        drop(client);
+        for len in [0, 1, 125, 126, 65_535, 65_536, 70_000] {
+            let payload = vec![b'x'; len];
+            out.push_text_frame(&payload);
+            let mut expected = Vec::new();
+            Frame::message(payload, OpCode::Data(Data::Text), true).format(&mut expected).unwrap();
+            assert_eq!(out.raw, expected, "payload of {len}");
+            let mut cursor = std::io::Cursor::new(&out.raw);
+            let (header, length) = FrameHeader::parse(&mut cursor).unwrap().unwrap();
+            assert!(header.is_final && header.mask.is_none());
+            assert_eq!(length, len as u64);
+            out.raw.clear();
+        }
     }
 }

@@ -1,18 +1,19 @@
 //! An open WebSocket: the tungstenite socket plus the connection's outgoing queue.
 //!
-//! Frames from the core wait in a queue of shared buffers and are handed to tungstenite at flush
-//! time, at most `batch` bytes at once, so one flush is one write system call in the common case.
-//! The queue plus what tungstenite still holds is the connection's outgoing byte count, checked
-//! against the soft cap (droppable frames are skipped) and the hard cap (the connection must go).
+//! tungstenite reads; the shell writes. Frames from the core wait in a queue of shared buffers
+//! and, at flush time, are encoded straight into the stream's buffer, at most `batch` bytes at
+//! once, so one flush is one write system call in the common case (see `stream.rs`). The queue
+//! plus the unsent encoded bytes is the connection's outgoing byte count, checked against the
+//! soft cap (droppable frames are skipped) and the hard cap (the connection must go).
 
-use super::stream::CountingStream;
+use super::stream::{OutStream, wire_len};
 use crate::config::Config;
 use mio::net::TcpStream;
 use std::collections::VecDeque;
 use std::io;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, Role, WebSocket, WebSocketConfig};
-use tungstenite::{Error, Message, Utf8Bytes};
+use tungstenite::{Error, Utf8Bytes};
 
 /// Room in tungstenite's buffer for control frames (pong, close) on top of data.
 const CONTROL_SLACK: usize = 512;
@@ -42,13 +43,12 @@ impl Limits {
     }
 
     /// tungstenite's settings: small read buffer, frame and message caps, and a write buffer
-    /// that can hold one batch plus the largest frame the hard cap lets through.
+    /// for the control frames it still writes (pong, close).
     pub(super) fn websocket_config(&self, config: &Config) -> WebSocketConfig {
-        let max_write = self.batch.saturating_add(self.hard).saturating_add(CONTROL_SLACK);
         WebSocketConfig::default()
             .read_buffer_size(config.read_buffer_bytes.max(1))
-            .write_buffer_size(self.batch)
-            .max_write_buffer_size(max_write)
+            .write_buffer_size(0)
+            .max_write_buffer_size(CONTROL_SLACK)
             .max_frame_size(Some(config.max_message_bytes))
             .max_message_size(Some(config.max_message_bytes))
     }
@@ -68,7 +68,7 @@ pub(super) enum Flushed {
     Done,
     /// The socket is full; wait for WRITABLE.
     Blocked,
-    /// tungstenite's buffer refused a frame: the connection is over its hard cap.
+    /// tungstenite's buffer refused a control frame: the peer does not read.
     Overflow,
     /// The connection is unusable.
     Failed(Error),
@@ -76,12 +76,10 @@ pub(super) enum Flushed {
 
 /// An open WebSocket and its outgoing queue.
 pub(super) struct Ws {
-    pub(super) socket: WebSocket<CountingStream>,
+    pub(super) socket: WebSocket<OutStream>,
     frames: VecDeque<Utf8Bytes>,
     /// Wire bytes of the frames in `frames`.
     queued: usize,
-    /// Wire bytes handed to tungstenite since it last had nothing left to write.
-    handed: usize,
     /// Droppable frames skipped since the queue last drained.
     dropped: usize,
     limits: Limits,
@@ -90,17 +88,13 @@ pub(super) struct Ws {
 impl Ws {
     /// A server socket over `stream`, starting with bytes already read past the request head.
     pub(super) fn new(stream: TcpStream, leftover: Vec<u8>, config: WebSocketConfig, limits: Limits) -> Ws {
-        let socket = WebSocket::from_partially_read(CountingStream::new(stream), leftover, Role::Server, Some(config));
-        Ws { socket, frames: VecDeque::new(), queued: 0, handed: 0, dropped: 0, limits }
+        let socket = WebSocket::from_partially_read(OutStream::new(stream), leftover, Role::Server, Some(config));
+        Ws { socket, frames: VecDeque::new(), queued: 0, dropped: 0, limits }
     }
 
-    /// Outgoing bytes not yet accepted by the kernel: the queue plus tungstenite's share.
+    /// Outgoing bytes not yet accepted by the kernel: the queue plus the encoded, unsent bytes.
     pub(super) fn pending(&self) -> usize {
-        self.queued + self.in_tungstenite()
-    }
-
-    fn in_tungstenite(&self) -> usize {
-        self.handed.saturating_sub(self.socket.get_ref().written())
+        self.queued + self.socket.get_ref().unsent()
     }
 
     /// Whether the queue grew large enough to write before the end of the turn.
@@ -133,84 +127,50 @@ impl Ws {
     /// Writes as much as the socket takes, one batch per system call.
     pub(super) fn flush(&mut self) -> Flushed {
         loop {
-            let mut in_tungstenite = self.in_tungstenite();
-            while let Some(front) = self.frames.front() {
-                let len = wire_len(front.len());
-                if in_tungstenite > 0 && in_tungstenite + len > self.limits.batch {
-                    break;
-                }
-                let Some(frame) = self.frames.pop_front() else { break };
-                self.queued -= len;
-                self.handed += len;
-                in_tungstenite += len;
-                match self.socket.write(Message::Text(frame)) {
-                    Ok(()) => {}
-                    // The frame is in tungstenite's buffer; the socket is full.
-                    Err(Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
-                        return Flushed::Blocked;
-                    }
-                    Err(Error::WriteBufferFull(_)) => return Flushed::Overflow,
-                    Err(e) => return Flushed::Failed(e),
-                }
-            }
+            // Writes what is already encoded, then tungstenite's control frames (a pong).
             match self.socket.flush() {
-                Ok(()) => {
-                    self.handed = 0;
-                    self.socket.get_mut().reset_written();
-                    if self.frames.is_empty() {
-                        return Flushed::Done;
-                    }
-                }
-                Err(Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
-                    return Flushed::Blocked;
-                }
-                Err(Error::Io(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Ok(()) => {}
+                Err(Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => return Flushed::Blocked,
+                Err(Error::Io(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(Error::WriteBufferFull(_)) => return Flushed::Overflow,
                 Err(e) => return Flushed::Failed(e),
             }
+            if self.frames.is_empty() {
+                return Flushed::Done;
+            }
+            self.encode_batch();
+        }
+    }
+
+    /// Moves frames from the queue into the stream's buffer, up to one batch (at least one).
+    fn encode_batch(&mut self) {
+        let out = self.socket.get_mut();
+        let mut batch = 0;
+        while let Some(front) = self.frames.front() {
+            let len = wire_len(front.len());
+            if batch > 0 && batch + len > self.limits.batch {
+                break;
+            }
+            out.push_text_frame(front.as_bytes());
+            batch += len;
+            self.queued -= len;
+            self.frames.pop_front();
         }
     }
 
     /// Queues a close frame behind the pending frames (or instead of them, when `discard` is
     /// set) and returns the socket, whose remaining bytes the caller flushes best-effort.
-    pub(super) fn close(mut self, code: u16, reason: &str, discard: bool) -> WebSocket<CountingStream> {
-        // Gather everything in tungstenite's buffer without a system call per frame.
-        self.socket.set_config(|c| c.write_buffer_size = c.max_write_buffer_size - 1);
+    pub(super) fn close(mut self, code: u16, reason: &str, discard: bool) -> WebSocket<OutStream> {
+        // Everything queued is encoded ahead of the close frame (the queue is under the hard cap).
         if !discard {
+            let out = self.socket.get_mut();
             for frame in self.frames.drain(..) {
-                match self.socket.write(Message::Text(frame)) {
-                    Ok(()) => {}
-                    Err(Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(_) => break,
-                }
+                out.push_text_frame(frame.as_bytes());
             }
         }
         let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
         // The close frame is queued even when this reports that the socket would block.
         let _ = self.socket.close(Some(frame));
         self.socket
-    }
-}
-
-/// Bytes a server (unmasked) frame with this payload length takes on the wire.
-fn wire_len(payload: usize) -> usize {
-    let header = match payload {
-        0..=125 => 2,
-        126..=0xFFFF => 4,
-        _ => 10,
-    };
-    payload + header
-}
-
-#[cfg(test)]
-mod tests {
-    use super::wire_len;
-
-    #[test]
-    fn wire_lengths_follow_rfc_6455() {
-        assert_eq!(wire_len(0), 2);
-        assert_eq!(wire_len(125), 127);
-        assert_eq!(wire_len(126), 130);
-        assert_eq!(wire_len(65_535), 65_539);
-        assert_eq!(wire_len(65_536), 65_546);
     }
 }
