@@ -209,6 +209,16 @@ const OPTIONS: &[Opt] = &[
         },
     },
     Opt {
+        name: "listen-backlog",
+        kind: Kind::Value("N"),
+        help: "Connections the kernel queues before they are accepted (capped by net.core.somaxconn)",
+        default: |c| c.listen_backlog.to_string(),
+        set: |c, v| {
+            c.listen_backlog = number(v)?;
+            Ok(())
+        },
+    },
+    Opt {
         name: "max-connections",
         kind: Kind::Value("N"),
         help: "Most connections held at once; more are answered 503 at once (0: no cap)",

@@ -127,6 +127,8 @@ pub struct Config {
     pub send_queue_hard_bytes: usize,
     /// How long a closing connection may take to receive its last bytes and hang up.
     pub close_linger_ms: u64,
+    /// Connections the kernel queues for accepting; a join storm needs thousands.
+    pub listen_backlog: u32,
     /// Most sockets held at once, in any phase; past it a new one is answered `503` and closed
     /// at once. 0: no cap.
     pub max_connections: usize,
@@ -178,8 +180,9 @@ impl Default for Config {
             send_queue_soft_bytes: 256 * 1024,
             send_queue_hard_bytes: 1024 * 1024,
             close_linger_ms: 2_000,
+            listen_backlog: 4096,
             max_connections: 20_000,
-            max_pending_handshakes: 1_024,
+            max_pending_handshakes: 16_384,
             max_connections_per_ip: 10,
             connection_rate_per_ip: Rate::new(20, 10_000),
             per_ip_ipv6_prefix: 64,

@@ -8,6 +8,7 @@ use crate::proto::outbound::{self, Num, Pos};
 use crate::proto::validate::parse_color;
 use serde::Serialize;
 use serde_json::{Map, Value};
+use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
@@ -224,6 +225,9 @@ pub struct Participant {
     pub cursor_pending: Option<ConnId>,
     /// When this participant's cursor was last broadcast.
     pub cursor_sent_at: Option<u64>,
+    /// This participant's `ppl` entry as last serialized; cleared when its cursor, name or
+    /// colour changes. Joins into big rooms rebuild `ppl` often, and mostly from here.
+    pub ppl_entry: RefCell<Option<Box<str>>>,
 }
 
 impl Participant {
@@ -236,6 +240,7 @@ impl Participant {
             chat_limit: RateLimiter::default(),
             cursor_pending: None,
             cursor_sent_at: None,
+            ppl_entry: RefCell::new(None),
         }
     }
 

@@ -30,6 +30,12 @@ impl Core {
                 if ch.participants[..i].iter().any(|q| q.user == p.user) {
                     return Err(format!("channel {name:?}: user {} is two participants", p.user));
                 }
+                if let Some(cached) = p.ppl_entry.borrow().as_deref() {
+                    let fresh = self.info_in(ch, p.user, true).map(|info| crate::proto::outbound::to_json(&info));
+                    if fresh.as_deref() != Some(cached) {
+                        return Err(format!("channel {name:?}: stale ppl entry for {}", p.user));
+                    }
+                }
                 if p.conns.is_empty() {
                     return Err(format!("channel {name:?}: participant {} has no connection", p.user));
                 }
@@ -66,6 +72,9 @@ impl Core {
             if user.conns.iter().any(|c| self.conns.get(c).and_then(|c| c.user) != Some(*user_id)) {
                 return Err(format!("user {user_id} lists a connection that is not its own"));
             }
+        }
+        if let Some(gone) = self.ls_subscribers.iter().find(|c| !self.conns.contains_key(c)) {
+            return Err(format!("closed {gone:?} is still subscribed to the channel list"));
         }
         let ping_timers = self.timers.iter().filter(|(_, t)| matches!(t, Timer::Ping(_))).count();
         if ping_timers != self.conns.len() {

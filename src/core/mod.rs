@@ -168,7 +168,6 @@ struct Conn {
     channel: Option<Rc<str>>,
     /// When the ping timeout (§11) closes this connection unless a `t` arrives.
     ping_deadline: u64,
-    ls_subscribed: bool,
     custom_subscribed: bool,
     limits: ConnLimits,
 }
@@ -195,6 +194,8 @@ pub struct Core {
     ls_dirty: BTreeSet<Rc<str>>,
     /// Final `ls` entries (count 0) of listed channels destroyed during this input.
     ls_gone: BTreeMap<Rc<str>, String>,
+    /// Connections subscribed to the channel list (`+ls`), in id order.
+    ls_subscribers: BTreeSet<ConnId>,
     counters: Counters,
     /// Bans restored for channels not created since (see `persist`).
     pending_bans: persist::PendingBans,
@@ -217,6 +218,7 @@ impl Core {
             timers: BTreeSet::new(),
             ls_dirty: BTreeSet::new(),
             ls_gone: BTreeMap::new(),
+            ls_subscribers: BTreeSet::new(),
             counters: Counters::default(),
             pending_bans: persist::PendingBans::new(),
             persist_generation: 0,
@@ -287,7 +289,6 @@ impl Core {
                 user: None,
                 channel: None,
                 ping_deadline: deadline,
-                ls_subscribed: false,
                 custom_subscribed: false,
                 limits: ConnLimits::default(),
             },
@@ -415,6 +416,7 @@ impl Core {
     fn forget(&mut self, now: u64, conn_id: ConnId) {
         self.leave_channel(now, conn_id);
         let Some(conn) = self.conns.remove(&conn_id) else { return };
+        self.ls_subscribers.remove(&conn_id);
         self.timers.remove(&(conn.ping_deadline, Timer::Ping(conn_id)));
         if let Some(user_id) = conn.user
             && let Some(user) = self.users.get_mut(&user_id)

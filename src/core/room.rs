@@ -187,13 +187,24 @@ impl Core {
     /// The `ch` message of a channel, without `p` (§6 `ch`: `ppl` complete, in join order).
     pub(super) fn ch_message(&self, ch: &Channel) -> String {
         let info = channel_info_json(ch, ch.participants.len(), false);
-        let ppl: Vec<_> = ch.participants.iter().filter_map(|p| self.info_in(ch, p.user, true)).collect();
-        let info = outbound::raw(info);
         let mut out = String::from(r#"{"m":"ch","ch":"#);
-        out.push_str(info.get());
-        out.push_str(r#","ppl":"#);
-        out.push_str(&outbound::to_json(&ppl));
-        out.push('}');
+        out.push_str(&info);
+        out.push_str(r#","ppl":["#);
+        let mut first = true;
+        for p in &ch.participants {
+            let mut cached = p.ppl_entry.borrow_mut();
+            if cached.is_none() {
+                *cached = self.info_in(ch, p.user, true).map(|info| outbound::to_json(&info).into_boxed_str());
+            }
+            if let Some(entry) = cached.as_deref() {
+                if !first {
+                    out.push(',');
+                }
+                first = false;
+                out.push_str(entry);
+            }
+        }
+        out.push_str("]}");
         out
     }
 

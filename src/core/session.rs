@@ -104,6 +104,9 @@ impl Core {
         }
         for channel in channels {
             let Some(ch) = self.channels.get(&channel) else { continue };
+            if let Some(p) = ch.participant(user_id) {
+                p.ppl_entry.take();
+            }
             let Some(info) = self.info_in(ch, user_id, true) else { continue };
             let p = outbound::participant(&info);
             self.broadcast(&channel, &p, None, false);
@@ -112,9 +115,9 @@ impl Core {
 
     /// `+ls`: subscribe, and always answer with the complete list (§5 `+ls`).
     pub(super) fn on_subscribe_list(&mut self, conn_id: ConnId) {
-        let Some(conn) = self.conns.get_mut(&conn_id) else { return };
-        conn.ls_subscribed = true;
+        let Some(conn) = self.conns.get(&conn_id) else { return };
         let user = conn.user;
+        self.ls_subscribers.insert(conn_id);
         let mut names: Vec<&Rc<str>> =
             self.channels.iter().filter(|(_, c)| c.settings.visible).map(|(n, _)| n).collect();
         names.sort();
@@ -124,9 +127,7 @@ impl Core {
     }
 
     pub(super) fn on_unsubscribe_list(&mut self, conn_id: ConnId) {
-        if let Some(conn) = self.conns.get_mut(&conn_id) {
-            conn.ls_subscribed = false;
-        }
+        self.ls_subscribers.remove(&conn_id);
     }
 
     /// A channel's `ls` entry as a given user sees it (`banned` per receiver; §6 `ls`).
@@ -167,12 +168,8 @@ impl Core {
         if changed.is_empty() {
             return;
         }
-        let subscribers: Vec<(ConnId, Option<super::UserId>)> = {
-            let mut subs: Vec<_> =
-                self.conns.iter().filter(|(_, c)| c.ls_subscribed).map(|(id, c)| (*id, c.user)).collect();
-            subs.sort_by_key(|(id, _)| *id);
-            subs
-        };
+        let subscribers: Vec<(ConnId, Option<super::UserId>)> =
+            self.ls_subscribers.iter().map(|id| (*id, self.conns.get(id).and_then(|c| c.user))).collect();
         if subscribers.is_empty() {
             return;
         }

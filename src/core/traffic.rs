@@ -146,6 +146,7 @@ impl Core {
         let Some(ch) = self.channels.get_mut(&key) else { return };
         let Some(p) = ch.participant_mut(user) else { return };
         p.cursor = Some((x, y));
+        p.ppl_entry.take();
         let due = p.cursor_sent_at.map_or(now, |at| at.saturating_add(interval));
         if due <= now && p.cursor_pending.is_none() {
             p.cursor_sent_at = Some(now);

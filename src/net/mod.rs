@@ -86,7 +86,7 @@ impl Server {
             ));
         }
         let poll = Poll::new()?;
-        let mut listeners = listeners::bind_all(&config.listen)?;
+        let mut listeners = listeners::bind_all(&config.listen, config.listen_backlog)?;
         for (index, listener) in listeners.iter_mut().enumerate() {
             poll.registry().register(listener, listener_token(index), Interest::READABLE)?;
         }
