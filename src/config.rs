@@ -117,7 +117,9 @@ pub struct Config {
     pub max_request_head_bytes: usize,
     /// Largest WebSocket frame or message; bigger ones close with 1009 (§1).
     pub max_message_bytes: usize,
-    /// Initial read buffer of a WebSocket connection.
+    /// Read buffer of a WebSocket connection, and the most read per system call. Client
+    /// messages are small; a bigger frame grows the buffer of that connection only. It is most
+    /// of what an idle connection costs (README "Performance").
     pub read_buffer_bytes: usize,
     /// Outgoing bytes gathered for one connection before they are written in one system call.
     pub write_buffer_bytes: usize,
@@ -175,7 +177,7 @@ impl Default for Config {
             handshake_timeout_ms: 10_000,
             max_request_head_bytes: 8 * 1024,
             max_message_bytes: 1 << 20,
-            read_buffer_bytes: 4 * 1024,
+            read_buffer_bytes: 512,
             write_buffer_bytes: 16 * 1024,
             send_queue_soft_bytes: 256 * 1024,
             send_queue_hard_bytes: 1024 * 1024,

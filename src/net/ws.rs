@@ -18,6 +18,9 @@ use tungstenite::{Error, Utf8Bytes};
 /// Room in tungstenite's buffer for control frames (pong, close) on top of data.
 const CONTROL_SLACK: usize = 512;
 
+/// Queue capacity (frames) an emptied queue may keep.
+const IDLE_QUEUE_CAPACITY: usize = 8;
+
 /// Largest batch gathered into one write.
 const MAX_BATCH: usize = 1 << 30;
 
@@ -136,6 +139,10 @@ impl Ws {
                 Err(e) => return Flushed::Failed(e),
             }
             if self.frames.is_empty() {
+                // A burst's worth of queue capacity is not kept by an idle connection.
+                if self.frames.capacity() > IDLE_QUEUE_CAPACITY {
+                    self.frames = VecDeque::new();
+                }
                 return Flushed::Done;
             }
             self.encode_batch();
