@@ -51,7 +51,7 @@ async function startServer(extraArgs = []) {
     throw new Error(`server binary not found at ${MPPD_BIN} (build it with cargo build, or set MPPD_BIN)`);
   }
   const port = await freePort();
-  const args = ['--listen', `127.0.0.1:${port}`, '--random-ids', '--log-level', LOG_LEVEL, ...extraArgs];
+  const args = ['--listen', `127.0.0.1:${port}`, '--random-ids', '--data-dir', '', '--log-level', LOG_LEVEL, ...extraArgs];
   const proc = spawn(MPPD_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const keep = (chunk) => {
