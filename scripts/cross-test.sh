@@ -150,7 +150,14 @@ prepare() {
     command -v "$runner" >/dev/null || { echo "runner $runner not found (Debian package qemu-user)"; return 1; }
     [ -d "$sysroot/lib" ] || { echo "no C library under $sysroot (Debian package libc6-dev-*-cross)"; return 1; }
     command -v rustup >/dev/null || { echo "rustup not found: cannot add the Rust target"; return 1; }
-    rust_target "$t" >&2 || { echo "rustup target add $t failed (see /tmp/cross-rustup-$t.log)"; return 1; }
+    if ! rust_target "$t" >&2; then
+        if [ "$INSTALL" = 0 ]; then
+            echo "the Rust standard library for $t is not installed (CROSS_INSTALL=0)"
+        else
+            echo "rustup target add $t failed: $(grep -m 1 -A 3 '^error' "/tmp/cross-rustup-$t.log" 2>/dev/null | tr -s ' \n' ' ')"
+        fi
+        return 1
+    fi
 }
 
 section "tools"
