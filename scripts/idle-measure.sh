@@ -85,6 +85,8 @@ for n in $clients; do
     while kill -0 "$gen" 2>/dev/null && [ "$(ls "/proc/$server/fd" | wc -l)" -lt "$n" ]; do sleep 0.2; done
     sleep 2
     joined_rss=$(status "$server" VmRSS)
+    # Kernel memory of every TCP socket on the machine (both ends of each loopback connection).
+    tcp_pages=$(awk '$1 == "TCP:" { for (i = 2; i < NF; i++) if ($i == "mem") print $(i + 1) }' /proc/net/sockstat)
     series=""
     total=0
     zero=0
@@ -103,6 +105,7 @@ for n in $clients; do
     grep -v '^{' "$out" | sed 's/^/  /'
     echo "  $n idle clients: VmRSS $joined_rss kB joined; wake-ups per second over $hold s: $series"
     echo "  $n idle clients: $total wake-ups in $hold s, $zero seconds without any"
+    echo "  $n idle clients: kernel TCP memory (both ends) $((tcp_pages * $(getconf PAGESIZE) / 1024)) kB"
     rm -f "$out"
     stop_server
 done
