@@ -3,25 +3,15 @@
 // carried over from the previous room, room limits, DMs, custom messages,
 // quotas, malformed input, test rooms, unban and lobby overflow.
 
-const { test, before, after, afterEach } = require('node:test');
+const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const H = require('./helpers');
 
 const { waitFor, sync, collect } = H;
 const T = { timeout: 20000 };
 
-let server;
-before(async () => { server = await H.startServer(); });
-afterEach(async () => { await H.disconnectAll(); });
-after(async () => {
-  await H.disconnectAll();
-  if (server) {
-    await server.stop();
-    if (process.env.MPPD_SHOW_LOG) process.stderr.write(server.output());
-    assert.ok(!/panicked/.test(server.output()), `server panicked:\n${server.output().slice(-4000)}`);
-  }
-});
-const bot = (lib, label, opts = {}) => H.connectBot(lib, server.url, { label: `${lib}:${label}`, ...opts });
+const server = H.serverPerFile();
+const bot = (lib, label, opts = {}) => H.connectBot(lib, server().url, { label: `${lib}:${label}`, ...opts });
 
 for (const lib of ['net', 'xt']) {
   test(`${lib}: the library reconnects after a dropped connection and rejoins its room`, T, async () => {
@@ -106,7 +96,7 @@ test('net: limit sends newcomers to test/awkward', T, async () => {
   const limited = waitFor(A, 'ch', (m) => m.ch.settings.limit === 1);
   A.chset({ ...A.channel.settings, limit: '1' }); // the mppnet form sends a string
   await limited;
-  const n = await H.connectBot('net', server.url, { label: 'net:N', channel: null });
+  const n = await H.connectBot('net', server().url, { label: 'net:N', channel: null });
   const N = n.c;
   const notice = waitFor(N, 'notification', () => true, undefined, 'refusal notice');
   const awk = waitFor(N, 'ch', (m) => m.p && m.ch._id === 'test/awkward', undefined, 'sent to test/awkward');
@@ -231,7 +221,7 @@ test('xt: the 21st bot in a full lobby is moved to the next number', T, async ()
     bots.push(await bot('xt', `L${i}`, { channel: base }));
   }
   assert.equal(bots[19].ch.ch.count, 20);
-  const extra = await H.connectBot('xt', server.url, { label: 'xt:L20', channel: null });
+  const extra = await H.connectBot('xt', server().url, { label: 'xt:L20', channel: null });
   const moved = waitFor(extra.c, 'ch', (m) => m.p, undefined, 'join of the 21st');
   extra.c.setChannel(base);
   const ch = await moved;
@@ -301,7 +291,7 @@ test('xt: note fields are normalised', T, async () => {
 });
 
 test('xt: upgrade on the classic path /ws with a query string', T, async () => {
-  const url = `${server.url}/ws?v=1`;
+  const url = `${server().url}/ws?v=1`;
   const a = await H.connectBot('xt', url, { label: 'xt:path', channel: 'lobby' });
   assert.equal(a.c.channel._id, 'lobby');
 });

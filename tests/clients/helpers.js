@@ -272,8 +272,29 @@ function roomName(prefix) {
 const HEX24 = /^[0-9a-f]{24}$/;
 const COLOR = /^#[0-9a-f]{6}$/;
 
+// One server for a whole test file: started before the first test, every bot disconnected after
+// each test, stopped after the last one, which fails on a panic or an unclean exit. Returns a
+// function giving the running server.
+function serverPerFile() {
+  const { before, after, afterEach } = require('node:test');
+  const assert = require('node:assert/strict');
+  let server;
+  before(async () => { server = await startServer(); });
+  afterEach(async () => { await disconnectAll(); });
+  after(async () => {
+    await disconnectAll();
+    if (!server) return;
+    const res = await server.stop();
+    if (process.env.MPPD_SHOW_LOG) process.stderr.write(server.output());
+    assert.ok(!/panicked/.test(server.output()), `server panicked:\n${server.output().slice(-4000)}`);
+    assert.ok(res.signal === 'SIGTERM' || res.code === 0 || res.code === 143 || res.signal === null,
+      `server exit: ${JSON.stringify(res)}`);
+  });
+  return () => server;
+}
+
 module.exports = {
   MPPD_BIN, WAIT_MS, LIBS, HEX24, COLOR,
-  sleep, startServer, connectBot, waitFor, collect, sync, disconnect, disconnectAll,
+  sleep, startServer, serverPerFile, connectBot, waitFor, collect, sync, disconnect, disconnectAll,
   roomName, describeClient,
 };

@@ -1,29 +1,20 @@
 'use strict';
 // One bot of each library in the same room: each sees the other through its own API.
 
-const { test, before, after, afterEach } = require('node:test');
+const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const H = require('./helpers');
 
 const { waitFor, sync, collect } = H;
 const T = { timeout: 20000 };
 
-let server;
-before(async () => { server = await H.startServer(); });
-afterEach(async () => { await H.disconnectAll(); });
-after(async () => {
-  await H.disconnectAll();
-  if (server) {
-    await server.stop();
-    assert.ok(!/panicked/.test(server.output()), `server panicked:\n${server.output().slice(-4000)}`);
-  }
-});
+const server = H.serverPerFile();
 
 test('net and xt bots share a room', T, async () => {
   const r = H.roomName('mixed');
-  const n = await H.connectBot('net', server.url, { channel: r, label: 'net' });
+  const n = await H.connectBot('net', server().url, { channel: r, label: 'net' });
   const addedOnNet = waitFor(n.c, 'participant added', (p) => p.id !== n.hi.u._id);
-  const x = await H.connectBot('xt', server.url, { channel: r, label: 'xt' });
+  const x = await H.connectBot('xt', server().url, { channel: r, label: 'xt' });
   const N = n.c;
   const X = x.c;
   const nid = n.hi.u._id;

@@ -3,7 +3,7 @@
 // Every step asserts what the library reports to its user: its events and its
 // participant / channel state, not only the raw frames.
 
-const { test, before, after, afterEach } = require('node:test');
+const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const H = require('./helpers');
 
@@ -45,21 +45,15 @@ function assertNoLibErrors(...clients) {
 
 function defineSuite(lib) {
   const L = H.LIBS[lib];
-  let server;
-  before(async () => { server = await H.startServer(); });
-  afterEach(async () => { await H.disconnectAll(); });
-  after(async () => {
-    await H.disconnectAll();
-    if (server) {
-      const res = await server.stop();
-      if (process.env.MPPD_SHOW_LOG) process.stderr.write(server.output());
-      // A crash (signal other than the one we sent, or a panic) is a failure.
-      assert.ok(!/panicked/.test(server.output()), `server panicked:\n${server.output().slice(-4000)}`);
-      assert.ok(res.signal === 'SIGTERM' || res.code === 0 || res.code === 143 || res.signal === null,
-        `server exit: ${JSON.stringify(res)}`);
-    }
-  });
-  const bot = (label, opts = {}) => H.connectBot(lib, server.url, { label: `${lib}:${label}`, ...opts });
+  const server = H.serverPerFile();
+  const bot = (label, opts = {}) => H.connectBot(lib, server().url, { label: `${lib}:${label}`, ...opts });
+  // Two bots of this library, A then B, in a fresh room.
+  const pair = async (name) => {
+    const r = room(name);
+    const a = await bot('A', { channel: r });
+    const b = await bot('B', { channel: r });
+    return { r, a, b, A: a.c, B: b.c };
+  };
   const room = (what) => H.roomName(`${lib} ${what}`);
 
   test(`${lib}: connect, b before hi, hi and pong reported`, T, async () => {
@@ -166,11 +160,7 @@ function defineSuite(lib) {
   });
 
   test(`${lib}: chat with echo, reply and history`, T, async () => {
-    const r = room('chat');
-    const a = await bot('A', { channel: r });
-    const b = await bot('B', { channel: r });
-    const A = a.c;
-    const B = b.c;
+    const { r, a, b, A, B } = await pair('chat');
     const aid = a.hi.u._id;
     const text = 'hello \u00e9\u266a \ud83c\udfb9';
     const onA = waitFor(A, 'a', (m) => m.a === text, undefined, 'own chat echo');
@@ -216,11 +206,7 @@ function defineSuite(lib) {
   });
 
   test(`${lib}: notes keep t and d, not echoed to the sender`, T, async () => {
-    const r = room('notes');
-    const a = await bot('A', { channel: r });
-    const b = await bot('B', { channel: r });
-    const A = a.c;
-    const B = b.c;
+    const { r, a, b, A, B } = await pair('notes');
     const bid = b.hi.u._id;
     const ownNotes = collect(B, 'n');
 
@@ -267,11 +253,7 @@ function defineSuite(lib) {
   });
 
   test(`${lib}: cursor moves reach the others and the library's participant map`, T, async () => {
-    const r = room('cursor');
-    const a = await bot('A', { channel: r });
-    const b = await bot('B', { channel: r });
-    const A = a.c;
-    const B = b.c;
+    const { r, a, b, A, B } = await pair('cursor');
     const aid = a.hi.u._id;
     const mP = waitFor(B, 'm', (m) => m.id === aid, undefined, 'cursor of A');
     L.cursor(A, 25.5, 63.25);
@@ -297,11 +279,7 @@ function defineSuite(lib) {
   });
 
   test(`${lib}: userset changes name and colour for everyone, sender included`, T, async () => {
-    const r = room('userset');
-    const a = await bot('A', { channel: r });
-    const b = await bot('B', { channel: r });
-    const A = a.c;
-    const B = b.c;
+    const { r, a, b, A, B } = await pair('userset');
     const aid = a.hi.u._id;
     const name = 'Alice \u266a';
     const onA = waitFor(A, 'participant update', (p) => p.id === aid && p.name === name, undefined, 'own update');
@@ -380,11 +358,7 @@ function defineSuite(lib) {
   });
 
   test(`${lib}: crown given, dropped, re-taken, dropped on leave and returned`, T, async () => {
-    const r = room('crown');
-    const a = await bot('A', { channel: r });
-    const b = await bot('B', { channel: r });
-    const A = a.c;
-    const B = b.c;
+    const { r, a, b, A, B } = await pair('crown');
     const aid = a.hi.u._id;
     const bid = b.hi.u._id;
     let bJoined = Date.now();
@@ -470,11 +444,7 @@ function defineSuite(lib) {
   });
 
   test(`${lib}: chset by the holder, ignored from others`, T, async () => {
-    const r = room('chset');
-    const a = await bot('A', { channel: r });
-    const b = await bot('B', { channel: r });
-    const A = a.c;
-    const B = b.c;
+    const { r, a, b, A, B } = await pair('chset');
     const aid = a.hi.u._id;
     const bid = b.hi.u._id;
     const changed = (m) => m.ch && m.ch.settings && m.ch.settings.color === '#0066ff';
@@ -525,11 +495,7 @@ function defineSuite(lib) {
   });
 
   test(`${lib}: kickban moves the target to test/awkward and refuses its return`, T, async () => {
-    const r = room('kickban');
-    const a = await bot('A', { channel: r });
-    const b = await bot('B', { channel: r });
-    const A = a.c;
-    const B = b.c;
+    const { r, a, b, A, B } = await pair('kickban');
     const bid = b.hi.u._id;
     const bJoined = Date.now();
     const named = Promise.all([
