@@ -100,7 +100,10 @@ fn without_static_other_paths_get_400() {
 /// A client directory with a page, a script, a sound, a subfolder, and a secret beside it
 /// (reached only by escaping the root).
 fn site() -> PathBuf {
-    let base = std::env::temp_dir().join(format!("mppd-static-{}", std::process::id()));
+    // One directory per call: tests run in parallel and each removes its own.
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let base = std::env::temp_dir().join(format!("mppd-static-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
     let root = base.join("client");
     std::fs::create_dir_all(root.join("sounds")).unwrap();

@@ -279,7 +279,7 @@ impl EventLoop {
     fn accept_from(&mut self, index: usize, now: u64) {
         loop {
             if !self.make_room_for_a_head(now) {
-                self.accept_paused_until = Some(now + HEAD_ROOM_RETRY_MS);
+                self.accept_paused_until = Some(now.saturating_add(HEAD_ROOM_RETRY_MS));
                 return;
             }
             let Some(listener) = self.listeners.get(index) else { return };
@@ -288,7 +288,7 @@ impl EventLoop {
                 Accepted::Drained => return,
                 Accepted::Exhausted(e) => {
                     warn!("accept failed ({e}); pausing new connections for {ACCEPT_RETRY_MS} ms");
-                    self.accept_paused_until = Some(now + ACCEPT_RETRY_MS);
+                    self.accept_paused_until = Some(now.saturating_add(ACCEPT_RETRY_MS));
                     return;
                 }
             }
@@ -375,7 +375,7 @@ impl EventLoop {
         // Latency matters more than packet count for notes and cursors.
         let _ = stream.set_nodelay(true);
         self.next_serial += 1;
-        let deadline = now + self.config.handshake_timeout_ms;
+        let deadline = now.saturating_add(self.config.handshake_timeout_ms);
         entry.insert(Conn {
             phase: Phase::Head { stream, head: Head::new(self.config.max_request_head_bytes) },
             peer,
@@ -492,7 +492,7 @@ impl EventLoop {
         if !matches!(status, 403 | 429) {
             self.log_refusal("http", now, || format!("conn {key}: {peer} answered HTTP {status}"));
         }
-        self.set_deadline(key, now + self.config.close_linger_ms);
+        self.set_deadline(key, now.saturating_add(self.config.close_linger_ms));
         self.progress_closing(key);
     }
 
@@ -563,7 +563,7 @@ impl EventLoop {
                     };
                     // tungstenite answers the close frame when flushed.
                     conn.phase = Phase::Closing(Closing::websocket(ws.socket));
-                    self.set_deadline(key, now + self.config.close_linger_ms);
+                    self.set_deadline(key, now.saturating_add(self.config.close_linger_ms));
                     self.mark_dirty(key);
                     self.lost.push_back(ConnId(key));
                     self.route(now);
@@ -647,7 +647,7 @@ impl EventLoop {
         self.counters.count_close(code);
         let discard = code == CLOSE_SEND_QUEUE_FULL;
         conn.phase = Phase::Closing(Closing::websocket(ws.close(code, reason, discard)));
-        self.set_deadline(key, now + self.config.close_linger_ms);
+        self.set_deadline(key, now.saturating_add(self.config.close_linger_ms));
         self.mark_dirty(key);
         if by_shell {
             self.lost.push_back(ConnId(key));
@@ -890,7 +890,7 @@ impl EventLoop {
             c.handshakes_evicted,
             self.admission.table_sizes()
         );
-        self.shutdown_deadline = Some(now + self.config.close_linger_ms.min(SHUTDOWN_LINGER_MAX_MS));
+        self.shutdown_deadline = Some(now.saturating_add(self.config.close_linger_ms.min(SHUTDOWN_LINGER_MAX_MS)));
         self.accept_paused_until = None;
         for mut listener in self.listeners.drain(..) {
             let _ = self.poll.registry().deregister(&mut listener);
