@@ -11,10 +11,12 @@
 //! participant updates used), and that the flood really overflowed the silent readers' queues
 //! (`mppd_frames_dropped_total` in `/metrics`). README "Memory" has the numbers.
 
+mod process;
+
 use serde_json::{Value, json};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -45,7 +47,7 @@ impl Server {
     fn start() -> Server {
         let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let child = Command::new(env!("CARGO_BIN_EXE_mppd"))
+        let child = process::mppd_command()
             .args(["--listen", &addr.to_string(), "--random-ids", "--data-dir", "", "--log-level", "error"])
             .args(["--send-queue-soft-bytes", &SOFT_CAP.to_string()])
             .args(["--send-queue-hard-bytes", &HARD_CAP.to_string()])

@@ -4,6 +4,7 @@
 //! same bytes.
 
 mod common;
+mod process;
 
 use common::Client;
 use serde_json::{Value, json};
@@ -14,8 +15,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use tungstenite::Message;
-
-const MPPD: &str = env!("CARGO_BIN_EXE_mppd");
 
 /// A running `mppd` process; stopped (SIGKILL) if the test fails before stopping it.
 struct Process {
@@ -31,7 +30,7 @@ impl Process {
         for _ in 0..5 {
             let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            let mut child = Command::new(MPPD)
+            let mut child = process::mppd_command()
                 .args(["--listen", &addr.to_string(), "--log-level", "info", "--data-dir", ""])
                 .args(extra)
                 .stdin(Stdio::null())
@@ -224,7 +223,7 @@ fn replay_in_process(path: &Path) -> Vec<u8> {
 }
 
 fn replay_process(path: &Path, check: bool) -> std::process::Output {
-    let mut cmd = Command::new(MPPD);
+    let mut cmd = process::mppd_command();
     cmd.arg("replay").arg(path);
     if check {
         cmd.arg("--check");

@@ -5,9 +5,10 @@
 //! `BLESS=1 cargo test --test replay`, then read the diff (`git diff tests/replay`) before
 //! committing it: the expected files are the reviewed record of what clients receive.
 
+mod process;
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const SUITE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/replay");
 
@@ -113,8 +114,7 @@ fn separate_processes_print_the_same_outputs() {
         let recording = std::fs::read_to_string(&path).expect("read a recording");
         let in_process = replay(&recording);
         for _ in 0..2 {
-            let output =
-                Command::new(env!("CARGO_BIN_EXE_mppd")).arg("replay").arg(&path).output().expect("run mppd replay");
+            let output = process::mppd_command().arg("replay").arg(&path).output().expect("run mppd replay");
             assert!(output.status.success(), "{}: {}", path.display(), String::from_utf8_lossy(&output.stderr));
             assert!(
                 output.stdout == in_process.as_bytes(),

@@ -12,6 +12,22 @@ use std::time::{Duration, Instant};
 
 pub const MPPD: &str = env!("CARGO_BIN_EXE_mppd");
 
+/// A command that runs the `mppd` binary. When `MPPD_TEST_RUNNER` is set and not empty (for
+/// example `qemu-aarch64 -L /usr/aarch64-linux-gnu`, set by `scripts/cross-test.sh` for tests
+/// built for another architecture), its words come first and the binary is their last argument.
+pub fn mppd_command() -> Command {
+    let runner = std::env::var("MPPD_TEST_RUNNER").unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    match words.next() {
+        Some(program) => {
+            let mut command = Command::new(program);
+            command.args(words).arg(MPPD);
+            command
+        }
+        None => Command::new(MPPD),
+    }
+}
+
 /// How long a test waits for a log line or an exit.
 pub const WAIT: Duration = Duration::from_secs(10);
 
@@ -32,7 +48,7 @@ impl Mppd {
         for _ in 0..5 {
             let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            let mut child = Command::new(MPPD)
+            let mut child = mppd_command()
                 .args(["--listen", &addr.to_string()])
                 .args(args)
                 .stdin(Stdio::null())
