@@ -2,6 +2,7 @@
 //! over the defaults. Every option `--some-name` also reads `MPPD_SOME_NAME`.
 
 use mppd::Config;
+use mppd::config::Rate;
 use mppd::net::IpCidr;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -40,6 +41,20 @@ const LOG_LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"]
 
 fn number<T: std::str::FromStr>(value: &str) -> Result<T, String> {
     value.trim().parse().map_err(|_| format!("expected a non-negative integer, got {value:?}"))
+}
+
+/// A rate written `COUNT/MS`: at most COUNT per window of MS milliseconds.
+fn rate(value: &str) -> Result<Rate, String> {
+    let (count, per_ms) = value.split_once('/').ok_or_else(|| format!("expected COUNT/MS, got {value:?}"))?;
+    let rate = Rate::new(number(count)?, number(per_ms)?);
+    if rate.per_ms == 0 {
+        return Err(format!("the window of {value:?} must be at least 1 ms"));
+    }
+    Ok(rate)
+}
+
+fn rate_text(rate: Rate) -> String {
+    format!("{}/{}", rate.count, rate.per_ms)
 }
 
 fn boolean(value: &str) -> Result<bool, String> {
@@ -125,6 +140,176 @@ const OPTIONS: &[Opt] = &[
         default: |c| c.core.motd.clone().unwrap_or_else(|| "none".to_string()),
         set: |c, v| {
             c.core.motd = (!v.is_empty()).then(|| v.to_string());
+            Ok(())
+        },
+    },
+    Opt {
+        name: "lobby-capacity",
+        kind: Kind::Value("N"),
+        help: "Participants per lobby before newcomers go to the next number (PROTOCOL.md §3.5)",
+        default: |c| c.core.lobby_capacity.to_string(),
+        set: |c, v| {
+            c.core.lobby_capacity = number(v)?;
+            Ok(())
+        },
+    },
+    Opt {
+        name: "chat-history",
+        kind: Kind::Value("N"),
+        help: "Chat messages kept per room and sent on join",
+        default: |c| c.core.chat_history.to_string(),
+        set: |c, v| {
+            c.core.chat_history = number(v)?;
+            Ok(())
+        },
+    },
+    Opt {
+        name: "cursor-interval-ms",
+        kind: Kind::Value("MS"),
+        help: "A participant's cursor is broadcast at most once per this interval",
+        default: |c| c.core.cursor_interval_ms.to_string(),
+        set: |c, v| {
+            c.core.cursor_interval_ms = number(v)?;
+            Ok(())
+        },
+    },
+    Opt {
+        name: "crown-pickup-ms",
+        kind: Kind::Value("MS"),
+        help: "A dropped crown may be taken by anyone this long after it fell",
+        default: |c| c.core.crown_pickup_ms.to_string(),
+        set: |c, v| {
+            c.core.crown_pickup_ms = number(v)?;
+            Ok(())
+        },
+    },
+    Opt {
+        name: "kickban-max-ms",
+        kind: Kind::Value("MS"),
+        help: "Longest kickban; longer requests are clamped",
+        default: |c| c.core.kickban_max_ms.to_string(),
+        set: |c, v| {
+            c.core.kickban_max_ms = number(v)?;
+            Ok(())
+        },
+    },
+    Opt {
+        name: "max-connections-per-user",
+        kind: Kind::Value("N"),
+        help: "Connections one user may hold; the next is closed with 4009",
+        default: |c| c.core.max_connections_per_user.to_string(),
+        set: |c, v| {
+            c.core.max_connections_per_user = number(v)?;
+            Ok(())
+        },
+    },
+    Opt {
+        name: "allow-color-change",
+        kind: Kind::Value("BOOL"),
+        help: "Whether userset may change colours",
+        default: |c| c.core.allow_color_change.to_string(),
+        set: |c, v| {
+            c.core.allow_color_change = boolean(v)?;
+            Ok(())
+        },
+    },
+    Opt {
+        name: "connection-messages",
+        kind: Kind::Value("N/MS"),
+        help: "Messages per connection before a close with 4007 (silent drop past it, except where a close is said)",
+        default: |c| rate_text(c.core.connection_messages),
+        set: |c, v| {
+            c.core.connection_messages = rate(v)?;
+            Ok(())
+        },
+    },
+    Opt {
+        name: "connection-bytes",
+        kind: Kind::Value("N/MS"),
+        help: "Inbound bytes per connection before a close with 4002 (silent drop past it, except where a close is said)",
+        default: |c| rate_text(c.core.connection_bytes),
+        set: |c, v| {
+            c.core.connection_bytes = rate(v)?;
+            Ok(())
+        },
+    },
+    Opt {
+        name: "chat-rate",
+        kind: Kind::Value("N/MS"),
+        help: "Chat messages (a and dm) per participant (silent drop past it, except where a close is said)",
+        default: |c| rate_text(c.core.chat_rate),
+        set: |c, v| {
+            c.core.chat_rate = rate(v)?;
+            Ok(())
+        },
+    },
+    Opt {
+        name: "chat-rate-crowned",
+        kind: Kind::Value("N/MS"),
+        help: "Chat messages per participant holding the crown (silent drop past it, except where a close is said)",
+        default: |c| rate_text(c.core.chat_rate_crowned),
+        set: |c, v| {
+            c.core.chat_rate_crowned = rate(v)?;
+            Ok(())
+        },
+    },
+    Opt {
+        name: "ch-rate",
+        kind: Kind::Value("N/MS"),
+        help: "Room changes (ch) per connection (silent drop past it, except where a close is said)",
+        default: |c| rate_text(c.core.ch_rate),
+        set: |c, v| {
+            c.core.ch_rate = rate(v)?;
+            Ok(())
+        },
+    },
+    Opt {
+        name: "chown-rate",
+        kind: Kind::Value("N/MS"),
+        help: "Crown moves (chown) per connection (silent drop past it, except where a close is said)",
+        default: |c| rate_text(c.core.chown_rate),
+        set: |c, v| {
+            c.core.chown_rate = rate(v)?;
+            Ok(())
+        },
+    },
+    Opt {
+        name: "kickban-rate",
+        kind: Kind::Value("N/MS"),
+        help: "kickban and unban per connection (silent drop past it, except where a close is said)",
+        default: |c| rate_text(c.core.kickban_rate),
+        set: |c, v| {
+            c.core.kickban_rate = rate(v)?;
+            Ok(())
+        },
+    },
+    Opt {
+        name: "userset-rate",
+        kind: Kind::Value("N/MS"),
+        help: "Name and colour changes (userset) per connection (silent drop past it, except where a close is said)",
+        default: |c| rate_text(c.core.userset_rate),
+        set: |c, v| {
+            c.core.userset_rate = rate(v)?;
+            Ok(())
+        },
+    },
+    Opt {
+        name: "chset-rate",
+        kind: Kind::Value("N/MS"),
+        help: "Room setting changes (chset) per connection (silent drop past it, except where a close is said)",
+        default: |c| rate_text(c.core.chset_rate),
+        set: |c, v| {
+            c.core.chset_rate = rate(v)?;
+            Ok(())
+        },
+    },
+    Opt {
+        name: "custom-bytes",
+        kind: Kind::Value("N/MS"),
+        help: "Bytes of custom data per connection (silent drop past it, except where a close is said)",
+        default: |c| rate_text(c.core.custom_bytes),
+        set: |c, v| {
+            c.core.custom_bytes = rate(v)?;
             Ok(())
         },
     },
@@ -623,6 +808,23 @@ mod tests {
         let (config, _) = run(&["--log-level", "WARN"], &[("LOG_LEVEL", "debug")]).unwrap();
         assert_eq!(config.log_level, "warn");
         assert!(run(&["--log-level", "loud"], &[]).is_err());
+    }
+
+    #[test]
+    fn protocol_limits_from_flags_and_environment() {
+        let (config, _) = run(
+            &["--chat-rate", "10/1000", "--lobby-capacity", "5", "--allow-color-change", "false"],
+            &[("MPPD_CH_RATE", "2/500"), ("MPPD_KICKBAN_MAX_MS", "60000")],
+        )
+        .unwrap();
+        assert_eq!(config.core.chat_rate, Rate::new(10, 1000));
+        assert_eq!(config.core.ch_rate, Rate::new(2, 500));
+        assert_eq!(config.core.lobby_capacity, 5);
+        assert_eq!(config.core.kickban_max_ms, 60_000);
+        assert!(!config.core.allow_color_change);
+        for bad in ["5", "5/0", "a/5", "5/b"] {
+            assert!(run(&["--chat-rate", bad], &[]).is_err(), "{bad}");
+        }
     }
 
     #[test]
