@@ -216,7 +216,7 @@ const OPTIONS: &[Opt] = &[
     Opt {
         name: "connection-messages",
         kind: Kind::Value("N/MS"),
-        help: "Messages per connection before a close with 4007 (silent drop past it, except where a close is said)",
+        help: "Messages per connection before a close with 4007",
         default: |c| rate_text(c.core.connection_messages),
         set: |c, v| {
             c.core.connection_messages = rate(v)?;
@@ -226,7 +226,7 @@ const OPTIONS: &[Opt] = &[
     Opt {
         name: "connection-bytes",
         kind: Kind::Value("N/MS"),
-        help: "Inbound bytes per connection before a close with 4002 (silent drop past it, except where a close is said)",
+        help: "Inbound bytes per connection before a close with 4002",
         default: |c| rate_text(c.core.connection_bytes),
         set: |c, v| {
             c.core.connection_bytes = rate(v)?;
@@ -236,7 +236,7 @@ const OPTIONS: &[Opt] = &[
     Opt {
         name: "chat-rate",
         kind: Kind::Value("N/MS"),
-        help: "Chat messages (a and dm) per participant (silent drop past it, except where a close is said)",
+        help: "Chat messages (a and dm) per participant; more are dropped silently",
         default: |c| rate_text(c.core.chat_rate),
         set: |c, v| {
             c.core.chat_rate = rate(v)?;
@@ -246,7 +246,7 @@ const OPTIONS: &[Opt] = &[
     Opt {
         name: "chat-rate-crowned",
         kind: Kind::Value("N/MS"),
-        help: "Chat messages per participant holding the crown (silent drop past it, except where a close is said)",
+        help: "Chat messages per participant holding the crown; more are dropped silently",
         default: |c| rate_text(c.core.chat_rate_crowned),
         set: |c, v| {
             c.core.chat_rate_crowned = rate(v)?;
@@ -256,7 +256,7 @@ const OPTIONS: &[Opt] = &[
     Opt {
         name: "ch-rate",
         kind: Kind::Value("N/MS"),
-        help: "Room changes (ch) per connection (silent drop past it, except where a close is said)",
+        help: "Room changes (ch) per connection; more are dropped silently",
         default: |c| rate_text(c.core.ch_rate),
         set: |c, v| {
             c.core.ch_rate = rate(v)?;
@@ -266,7 +266,7 @@ const OPTIONS: &[Opt] = &[
     Opt {
         name: "chown-rate",
         kind: Kind::Value("N/MS"),
-        help: "Crown moves (chown) per connection (silent drop past it, except where a close is said)",
+        help: "Crown moves (chown) per connection; more are dropped silently",
         default: |c| rate_text(c.core.chown_rate),
         set: |c, v| {
             c.core.chown_rate = rate(v)?;
@@ -276,7 +276,7 @@ const OPTIONS: &[Opt] = &[
     Opt {
         name: "kickban-rate",
         kind: Kind::Value("N/MS"),
-        help: "kickban and unban per connection (silent drop past it, except where a close is said)",
+        help: "kickban and unban per connection; more are dropped silently",
         default: |c| rate_text(c.core.kickban_rate),
         set: |c, v| {
             c.core.kickban_rate = rate(v)?;
@@ -286,7 +286,7 @@ const OPTIONS: &[Opt] = &[
     Opt {
         name: "userset-rate",
         kind: Kind::Value("N/MS"),
-        help: "Name and colour changes (userset) per connection (silent drop past it, except where a close is said)",
+        help: "Name and colour changes (userset) per connection; more are dropped silently",
         default: |c| rate_text(c.core.userset_rate),
         set: |c, v| {
             c.core.userset_rate = rate(v)?;
@@ -296,7 +296,7 @@ const OPTIONS: &[Opt] = &[
     Opt {
         name: "chset-rate",
         kind: Kind::Value("N/MS"),
-        help: "Room setting changes (chset) per connection (silent drop past it, except where a close is said)",
+        help: "Room setting changes (chset) per connection; more are dropped silently",
         default: |c| rate_text(c.core.chset_rate),
         set: |c, v| {
             c.core.chset_rate = rate(v)?;
@@ -306,7 +306,7 @@ const OPTIONS: &[Opt] = &[
     Opt {
         name: "custom-bytes",
         kind: Kind::Value("N/MS"),
-        help: "Bytes of custom data per connection (silent drop past it, except where a close is said)",
+        help: "Bytes of custom data per connection; more are dropped silently",
         default: |c| rate_text(c.core.custom_bytes),
         set: |c, v| {
             c.core.custom_bytes = rate(v)?;
