@@ -1,0 +1,48 @@
+//! Idle frugality: the event loop wakes only for traffic and deadlines, never at a fixed rate.
+//! Loop turns are counted by `/metrics` (`mppd_loop_turn_seconds_count`).
+
+mod common;
+
+use common::{Client, TestServer, http_exchange, test_config};
+use serde_json::json;
+use std::time::Duration;
+
+/// The loop turns the server has made so far (reading them costs a few turns itself).
+fn turns(server: &TestServer) -> u64 {
+    let response = http_exchange(server.addr(), "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    response
+        .lines()
+        .find_map(|line| line.strip_prefix("mppd_loop_turn_seconds_count "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no turn count in /metrics:\n{response}"))
+}
+
+#[test]
+fn an_idle_server_and_idle_clients_do_not_wake_the_loop() {
+    let mut config = test_config();
+    // Handshake deadlines of the clients below must not fall inside the measured window.
+    config.handshake_timeout_ms = 60_000;
+    let server = TestServer::start(config);
+    let mut clients: Vec<Client> = (0..20)
+        .map(|i| {
+            let mut client = Client::connect(server.addr());
+            client.send(&[json!({"m":"hi"}), json!({"m":"ch","_id": format!("room {}", i % 4)})]);
+            client.expect_message("nq");
+            client
+        })
+        .collect();
+    // What reading the counter costs, measured back to back.
+    let first = turns(&server);
+    let second = turns(&server);
+    let reading = second - first;
+    std::thread::sleep(Duration::from_millis(1500));
+    let after_idle = turns(&server);
+    assert!(
+        after_idle - second <= reading + 1,
+        "{} turns in 1.5 s of idleness (reading the counter costs {reading})",
+        after_idle - second
+    );
+    // The clients are still served: a ping is answered.
+    clients[0].send(&[json!({"m":"t","e":1})]);
+    assert_eq!(clients[0].expect_message("t")["e"], 1);
+}
