@@ -394,6 +394,16 @@ const OPTIONS: &[Opt] = &[
         },
     },
     Opt {
+        name: "flush-delay-ms",
+        kind: Kind::Value("MS"),
+        help: "How long a connection's output may wait to be written together with more (0: every loop turn)",
+        default: |c| c.flush_delay_ms.to_string(),
+        set: |c, v| {
+            c.flush_delay_ms = number(v)?;
+            Ok(())
+        },
+    },
+    Opt {
         name: "listen-backlog",
         kind: Kind::Value("N"),
         help: "Connections the kernel queues before they are accepted (capped by net.core.somaxconn)",

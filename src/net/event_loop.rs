@@ -79,8 +79,12 @@ pub(super) struct EventLoop {
     conns: Slab<Conn>,
     timers: Timers,
     next_serial: u64,
-    /// Connections to flush at the end of the turn.
+    /// Connections to flush at the end of the turn (or, with a flush delay, once it has passed).
     dirty: Vec<usize>,
+    /// When the first connection kept back by the flush delay is due.
+    next_flush: Option<u64>,
+    /// The `now` of the current loop turn.
+    turn_now: u64,
     /// Slab keys to free at the end of the turn.
     gone: Vec<usize>,
     /// Connections the shell closed; the core hears `Closed` for each, in order.
@@ -143,6 +147,8 @@ impl EventLoop {
             timers: Timers::default(),
             next_serial: 0,
             dirty: Vec::new(),
+            next_flush: None,
+            turn_now: 0,
             gone: Vec::new(),
             lost: VecDeque::new(),
             accept_paused_until: None,
@@ -183,6 +189,7 @@ impl EventLoop {
                 Err(e) => return Err(e),
             }
             let now = self.clock.now_ms();
+            self.turn_now = now;
             let turn_started = Instant::now();
             for event in events.iter() {
                 self.on_event(event, now);
@@ -216,7 +223,7 @@ impl EventLoop {
         }
         let core = if self.shutdown_deadline.is_none() { self.core.next_deadline() } else { None };
         let save = self.persistence.as_ref().and_then(Persistence::deadline);
-        [self.timers.next(), core, self.accept_paused_until, self.shutdown_deadline, save]
+        [self.timers.next(), core, self.accept_paused_until, self.shutdown_deadline, save, self.next_flush]
             .into_iter()
             .flatten()
             .min()
@@ -384,6 +391,7 @@ impl EventLoop {
             interest: Interest::READABLE,
             want_write: false,
             dirty: false,
+            dirty_since: 0,
             ip_key: None,
             backlogged: false,
         });
@@ -731,13 +739,25 @@ impl EventLoop {
             && !conn.dirty
         {
             conn.dirty = true;
+            conn.dirty_since = self.turn_now;
             self.dirty.push(key);
         }
     }
 
+    /// Flushes the connections with output. With `--flush-delay-ms`, an open WebSocket waits
+    /// until its oldest unsent frame is that old, so one write carries more frames.
     fn flush_dirty(&mut self, now: u64) {
+        let delay = self.config.flush_delay_ms;
+        let mut waiting = Vec::new();
+        self.next_flush = None;
         while let Some(key) = self.dirty.pop() {
             let Some(conn) = self.conns.get_mut(key) else { continue };
+            let due = conn.dirty_since.saturating_add(delay);
+            if due > now && self.shutdown_deadline.is_none() && matches!(conn.phase, Phase::Open(_)) {
+                self.next_flush = Some(self.next_flush.map_or(due, |at| at.min(due)));
+                waiting.push(key);
+                continue;
+            }
             conn.dirty = false;
             match conn.phase {
                 Phase::Open(_) => self.flush_conn(key, now),
@@ -746,6 +766,7 @@ impl EventLoop {
             }
             self.route(now);
         }
+        self.dirty = waiting;
     }
 
     /// Writes an open WebSocket's queue as far as the socket takes it.
