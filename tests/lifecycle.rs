@@ -6,7 +6,7 @@ mod common;
 mod process;
 
 use common::Client;
-use process::{Mppd, connect_from, temp_dir};
+use process::{Mppd, WAIT, connect_from, temp_dir};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -84,7 +84,9 @@ fn sigterm_closes_clients_saves_the_latest_state_and_exits_zero() {
     let status = server.wait_exit();
     let took = started.elapsed();
     assert!(status.success(), "exit status {status:?}");
-    assert!(took < Duration::from_millis(1_500), "shutdown took {took:?}");
+    // "Within a second" (plus process start-up noise); under emulation only that it ends.
+    let bound = if process::emulated() { WAIT } else { Duration::from_millis(1_500) };
+    assert!(took < bound, "shutdown took {took:?}");
     let saved = std::fs::read_to_string(data.join("state.json")).expect("state.json written at shutdown");
     assert!(saved.contains("Last words"), "{saved}");
 

@@ -28,6 +28,12 @@ pub fn mppd_command() -> Command {
     }
 }
 
+/// Whether the binary runs under an emulator (see [`mppd_command`]): ten or more times slower,
+/// so promises about wall-clock time are checked on the build machine only.
+pub fn emulated() -> bool {
+    std::env::var("MPPD_TEST_RUNNER").is_ok_and(|runner| !runner.trim().is_empty())
+}
+
 /// How long a test waits for a log line or an exit.
 pub const WAIT: Duration = Duration::from_secs(10);
 
