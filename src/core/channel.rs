@@ -4,7 +4,7 @@
 use super::ConnId;
 use super::ids::{Rng, UserId};
 use super::quota::{NoteQuota, PARAMS_CROWNED, PARAMS_LOBBY, PARAMS_NORMAL, QuotaParams, RateLimiter};
-use crate::proto::outbound::{self, Num, Pos};
+use crate::proto::outbound::{Num, Pos};
 use crate::proto::validate::parse_color;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -128,10 +128,6 @@ impl Settings {
         }
         *self != before
     }
-
-    pub fn to_json(&self) -> String {
-        outbound::to_json(self)
-    }
 }
 
 enum LimitSetting {
@@ -163,8 +159,9 @@ pub struct Crown {
     pub end: (f64, f64),
 }
 
+/// The crown as channel info shows it (§3.6).
 #[derive(Serialize)]
-struct CrownJson<'a> {
+pub struct CrownJson<'a> {
     #[serde(rename = "userId")]
     user_id: &'a str,
     #[serde(rename = "participantId", skip_serializing_if = "Option::is_none")]
@@ -177,15 +174,15 @@ struct CrownJson<'a> {
 }
 
 impl Crown {
-    pub fn to_json(&self) -> String {
-        let id = self.user_id.to_hex();
-        outbound::to_json(&CrownJson {
-            user_id: &id,
-            participant_id: self.held.then_some(id.as_str()),
+    /// Its wire form; `id` is the holder's id as text.
+    pub fn view<'a>(&self, id: &'a str) -> CrownJson<'a> {
+        CrownJson {
+            user_id: id,
+            participant_id: self.held.then_some(id),
             time: self.time,
             start_pos: Pos { x: Num(self.start.0), y: Num(self.start.1) },
             end_pos: Pos { x: Num(self.end.0), y: Num(self.end.1) },
-        })
+        }
     }
 
     /// Whether it is held by this user.
@@ -328,6 +325,7 @@ impl Channel {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::outbound;
 
     fn set(json: &str) -> Map<String, Value> {
         serde_json::from_str(json).unwrap()
@@ -366,7 +364,7 @@ mod tests {
         assert_eq!(s.limit, Some(50));
         assert_eq!(s.noindex, Some(true));
         assert_eq!(
-            s.to_json(),
+            outbound::to_json(&s),
             r##"{"visible":false,"chat":false,"crownsolo":false,"color":"#abcdef","limit":50,"noindex":true}"##
         );
     }
@@ -385,11 +383,11 @@ mod tests {
     #[test]
     fn defaults() {
         assert_eq!(
-            Settings::normal().to_json(),
+            outbound::to_json(&Settings::normal()),
             r##"{"visible":true,"chat":true,"crownsolo":false,"color":"#3b5054"}"##
         );
         assert_eq!(
-            Settings::lobby().to_json(),
+            outbound::to_json(&Settings::lobby()),
             r##"{"lobby":true,"visible":true,"chat":true,"crownsolo":false,"color":"#73b3cc","color2":"#273546"}"##
         );
     }

@@ -227,10 +227,6 @@ impl Core {
         }
     }
 
-    pub fn config(&self) -> &CoreConfig {
-        &self.config
-    }
-
     /// Feed one input at time `now`; its outputs are queued for [`Core::drain_outputs`].
     pub fn handle(&mut self, now: u64, input: Input<'_>) {
         self.now = now;
@@ -268,11 +264,6 @@ impl Core {
 
     pub fn counters(&self) -> &Counters {
         &self.counters
-    }
-
-    /// Names and colours that differ from the defaults, by user id (what a store persists).
-    pub fn profiles(&self) -> impl Iterator<Item = (UserId, &Profile)> {
-        self.profiles.iter().map(|(id, p)| (*id, p))
     }
 
     fn open(&mut self, now: u64, conn: ConnId, peer: PeerInfo) {

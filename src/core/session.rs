@@ -198,14 +198,7 @@ impl Core {
 
 /// Channel info (§3.3) with an explicit count.
 pub(super) fn channel_info_json(ch: &super::Channel, count: usize, banned: bool) -> String {
-    let settings = outbound::raw(ch.settings.to_json());
-    let crown = ch.crown.as_ref().map(|c| outbound::raw(c.to_json()));
-    outbound::to_json(&ChannelInfo {
-        name_id: &ch.name,
-        id: &ch.name,
-        count,
-        settings: &settings,
-        crown: crown.as_deref(),
-        banned,
-    })
+    let holder = ch.crown.as_ref().map(|c| c.user_id.to_hex());
+    let crown = ch.crown.as_ref().zip(holder.as_deref()).map(|(c, id)| c.view(id));
+    outbound::to_json(&ChannelInfo { name_id: &ch.name, id: &ch.name, count, settings: &ch.settings, crown, banned })
 }

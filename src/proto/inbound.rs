@@ -122,11 +122,6 @@ pub fn is_truthy(raw: Option<&RawValue>) -> bool {
     }
 }
 
-/// Whether the value is exactly `true` (JavaScript `=== true`).
-pub fn is_true(raw: Option<&RawValue>) -> bool {
-    raw.is_some_and(|r| r.get().trim() == "true")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,7 +164,5 @@ mod tests {
             assert!(!is_truthy(Some(&raw(f))), "{f}");
         }
         assert!(!is_truthy(None));
-        assert!(is_true(Some(&raw("true"))));
-        assert!(!is_true(Some(&raw("\"true\""))));
     }
 }

@@ -86,16 +86,16 @@ pub struct Pos {
     pub y: Num,
 }
 
-/// Channel info (§3.3). `settings` is already serialized by the channel.
+/// Channel info (§3.3), over the channel's own settings and crown types.
 #[derive(Serialize)]
-pub struct ChannelInfo<'a> {
+pub struct ChannelInfo<'a, S: Serialize, C: Serialize> {
     #[serde(rename = "_id")]
     pub name_id: &'a str,
     pub id: &'a str,
     pub count: usize,
-    pub settings: &'a RawValue,
+    pub settings: &'a S,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub crown: Option<&'a RawValue>,
+    pub crown: Option<C>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub banned: bool,
 }
@@ -106,14 +106,6 @@ pub fn to_json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|err| {
         log::error!("cannot serialize an outbound message: {err}");
         String::from("{}")
-    })
-}
-
-/// Turns already-serialized JSON into a raw value for embedding.
-pub fn raw(json: String) -> Box<RawValue> {
-    RawValue::from_string(json).unwrap_or_else(|err| {
-        log::error!("embedded JSON is invalid: {err}");
-        RawValue::from_string("null".to_string()).expect("null is valid JSON")
     })
 }
 
@@ -147,18 +139,6 @@ struct Pong<'a> {
 /// `e` is echoed as the client wrote it (any finite number, fractions kept; §4.4).
 pub fn pong(now: u64, echo: Option<Echo<'_>>) -> String {
     to_json(&Pong { m: "t", t: now, e: echo })
-}
-
-#[derive(Serialize)]
-struct Ch<'a> {
-    m: &'static str,
-    ch: &'a ChannelInfo<'a>,
-    ppl: &'a [ParticipantInfo<'a>],
-}
-
-/// `ch` without `p`; [`with_own_id`] adds it for a joining connection.
-pub fn ch(info: &ChannelInfo<'_>, ppl: &[ParticipantInfo<'_>]) -> String {
-    to_json(&Ch { m: "ch", ch: info, ppl })
 }
 
 /// Adds `"p":<own id>` to a serialized `ch` (§6 `ch`: only the receiver's own id).
