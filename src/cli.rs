@@ -214,6 +214,17 @@ const OPTIONS: &[Opt] = &[
         },
     },
     Opt {
+        name: "trusted-notes",
+        kind: Kind::Switch,
+        help: "Give every participant the trusted note quota (8000 notes per 2 s) instead of the \
+               lobby, room and crown-holder quotas",
+        default: |c| c.core.trusted_notes.to_string(),
+        set: |c, v| {
+            c.core.trusted_notes = boolean(v)?;
+            Ok(())
+        },
+    },
+    Opt {
         name: "connection-messages",
         kind: Kind::Value("N/MS"),
         help: "Messages per connection before a close with 4007",

@@ -52,6 +52,9 @@ pub struct CoreConfig {
     pub kickban_max_ms: u64,
     /// Connections one user may hold at once; the next is closed with 4009 (§8.3).
     pub max_connections_per_user: usize,
+    /// Every participant gets the trusted note quota (8000 per 2 s, §8.2) instead of the
+    /// lobby, normal-room and crown-holder ones: for private servers of bots and MIDI players.
+    pub trusted_notes: bool,
     /// Message objects per connection before a close with 4007 (§8.3).
     pub connection_messages: Rate,
     /// Inbound text bytes per connection before a close with 4002 (§8.3).
@@ -90,6 +93,7 @@ impl Default for CoreConfig {
             crown_pickup_ms: 15_000,
             kickban_max_ms: 3_600_000,
             max_connections_per_user: 5,
+            trusted_notes: false,
             connection_messages: Rate::new(6_000, 10_000),
             connection_bytes: Rate::new(4 << 20, 10_000),
             chat_rate: Rate::new(4, 6_000),

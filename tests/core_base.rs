@@ -319,6 +319,33 @@ fn note_quota_refuses_silently_and_refills_every_two_seconds() {
 }
 
 #[test]
+fn trusted_notes_give_everyone_the_trusted_quota_in_every_situation() {
+    let trusted = json!({"m":"nq","allowance":8000,"max":24000,"maxHistLen":3});
+    let mut sim = Sim::with(CoreConfig { trusted_notes: true, ..CoreConfig::default() });
+    let join = |sim: &mut Sim, n: u32, room: &str| {
+        let (c, _) = sim.hi(&ip(n));
+        sim.ch(c, room);
+        c
+    };
+    let a = join(&mut sim, 1, "room");
+    assert_eq!(sim.take_m(a, "nq"), [trusted.clone()], "crown holder");
+    let b = join(&mut sim, 2, "room");
+    assert_eq!(sim.take_m(b, "nq"), [trusted.clone()], "member");
+    let l = join(&mut sim, 3, "lobby");
+    assert_eq!(sim.take_m(l, "nq"), [trusted.clone()], "lobby");
+    // 24000 notes go through in one burst (the normal room allows 1200), the next one not.
+    sim.take(a);
+    let hundred = serde_json::to_string(&json!([{"m":"n","t":1,"n":vec![json!({"n":"a1"}); 100]}])).unwrap();
+    for _ in 0..240 {
+        sim.send(b, &hundred);
+    }
+    assert_eq!(sim.take_m(a, "n").len(), 240);
+    sim.send(b, r#"[{"m":"n","t":1,"n":[{"n":"a1"}]}]"#);
+    assert!(sim.take(a).is_empty());
+    assert_eq!(sim.core.counters().notes_over_quota, 1);
+}
+
+#[test]
 fn cursors_are_two_decimal_strings_and_skip_the_sender() {
     let mut sim = Sim::with(CoreConfig { cursor_interval_ms: 40, ..CoreConfig::default() });
     let (a, ida) = sim.join(&ip(1), "room");

@@ -3,7 +3,7 @@
 
 use super::ConnId;
 use super::ids::{Rng, UserId};
-use super::quota::{NoteQuota, PARAMS_CROWNED, PARAMS_LOBBY, PARAMS_NORMAL, QuotaParams, RateLimiter};
+use super::quota::{NoteQuota, PARAMS_CROWNED, PARAMS_LOBBY, PARAMS_NORMAL, PARAMS_TRUSTED, QuotaParams, RateLimiter};
 use crate::proto::outbound::{Num, Pos};
 use crate::proto::validate::parse_color;
 use serde::Serialize;
@@ -307,8 +307,12 @@ impl Channel {
         self.crown.as_ref().filter(|c| c.held).map(|c| c.user_id)
     }
 
-    /// The note quota parameters a participant gets here (§8.2).
-    pub fn quota_params_for(&self, user: UserId) -> QuotaParams {
+    /// The note quota parameters a participant gets here (§8.2); `trusted` is the server-wide
+    /// `--trusted-notes` setting, which gives everyone the trusted parameters.
+    pub fn quota_params_for(&self, user: UserId, trusted: bool) -> QuotaParams {
+        if trusted {
+            return PARAMS_TRUSTED;
+        }
         match self.kind {
             Kind::Lobby | Kind::Test => PARAMS_LOBBY,
             Kind::Normal if self.holder() == Some(user) => PARAMS_CROWNED,

@@ -18,7 +18,7 @@ mod traffic;
 pub use self::channel::{AWKWARD, Kind};
 pub use self::ids::{UserId, identity_for_address};
 pub use self::persist::{SavedBan, SavedProfile, Snapshot};
-pub use self::quota::{NoteQuota, PARAMS_CROWNED, PARAMS_LOBBY, PARAMS_NORMAL, QuotaParams};
+pub use self::quota::{NoteQuota, PARAMS_CROWNED, PARAMS_LOBBY, PARAMS_NORMAL, PARAMS_TRUSTED, QuotaParams};
 
 use self::channel::Channel;
 use self::ids::Rng;

@@ -97,7 +97,7 @@ impl Core {
         let Some(ch) = self.channels.get_mut(&key) else { return };
         let is_new = ch.participant(user).is_none();
         if is_new {
-            let params = ch.quota_params_for(user);
+            let params = ch.quota_params_for(user, self.config.trusted_notes);
             ch.participants.push(Participant::new(user, params, now));
         }
         // §7.3: the last holder of a dropped crown gets it back on joining; a further tab of a
@@ -114,7 +114,7 @@ impl Core {
             }
             _ => false,
         };
-        let params = ch.quota_params_for(user);
+        let params = ch.quota_params_for(user, self.config.trusted_notes);
         if let Some(p) = ch.participant_mut(user) {
             p.conns.push(conn_id);
             p.quota.set_params(params);
@@ -220,7 +220,7 @@ impl Core {
     pub(super) fn crown_moved(&mut self, key: &str, old: Option<UserId>, new: Option<UserId>) {
         for user in [old, new].into_iter().flatten() {
             let Some(ch) = self.channels.get_mut(key) else { return };
-            let params = ch.quota_params_for(user);
+            let params = ch.quota_params_for(user, self.config.trusted_notes);
             let Some(p) = ch.participant_mut(user) else { continue };
             p.quota.set_params(params);
             let conns = p.conns.clone();
