@@ -19,7 +19,7 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use swarm::{Swarm, now_ms};
+use swarm::{Class, Swarm, now_ms};
 
 const USAGE: &str = "\
 usage: mppd-bench <scenario> [options] [--json]
@@ -31,6 +31,8 @@ scenarios:
            --duration 10 --warmup 2 --drain 3
            --probes K --lazy-ms 5: only K clients per room measure latency; the rest are read
            every 5 ms in bulk, which makes the generator much cheaper at saturation
+           --quiet-rooms Q --quiet-rate 10: Q more rooms of P clients where one client sends
+           at 10/s and all others measure latency; reported apart from the loaded rooms
   idle     N clients join rooms of P and stay idle (a `t` every 20 s); server memory per client
            --clients 10000 --room-size 100 --hold 10 --settle 2
   storm    N clients connect, `hi`, `ch` at once; time until all have joined, failures
@@ -149,7 +151,7 @@ fn room_prefix() -> String {
     format!("bench-{:x}-", (now_ms() as u64) & 0xFFFFFF)
 }
 
-fn new_swarm(c: &Common, n: usize, room_size: usize) -> Result<Swarm, String> {
+fn new_swarm(c: &Common, n: usize, room_size: usize, quiet_rooms: usize) -> Result<Swarm, String> {
     let limit = procfs::raise_fd_limit();
     if (n as u64) + 64 > limit {
         return Err(format!("{n} clients need more open files than the limit allows ({limit})"));
@@ -160,6 +162,7 @@ fn new_swarm(c: &Common, n: usize, room_size: usize) -> Result<Swarm, String> {
         clients: n,
         room_size,
         room_prefix: room_prefix(),
+        quiet_rooms,
         ping_interval_ms: 20_000.0,
     })
     .map_err(|e| format!("poll: {e}"))
@@ -211,6 +214,117 @@ fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
 }
 
+/// Highest `--rate` and `--quiet-rate`, messages per second per sender.
+const MAX_RATE: f64 = 20_000.0;
+/// How often the server's RSS is sampled for its peak, in milliseconds.
+const RSS_SAMPLE_MS: f64 = 100.0;
+
+/// Who does what in a fanout run: `rooms` loaded rooms, then `quiet_rooms` quiet rooms, all of
+/// `room_size` clients, numbered room by room.
+#[derive(Clone, Copy)]
+struct Plan {
+    rooms: usize,
+    quiet_rooms: usize,
+    room_size: usize,
+    senders: usize,
+    probes: usize,
+}
+
+impl Plan {
+    fn clients(&self) -> usize {
+        (self.rooms + self.quiet_rooms) * self.room_size
+    }
+
+    fn class(&self, i: usize) -> Class {
+        if i / self.room_size < self.rooms { Class::Loaded } else { Class::Quiet }
+    }
+
+    /// The first `senders` clients of a loaded room send; in a quiet room only the first.
+    fn sends(&self, i: usize) -> bool {
+        let senders = match self.class(i) {
+            Class::Loaded => self.senders,
+            Class::Quiet => 1,
+        };
+        i % self.room_size < senders
+    }
+
+    /// Clients of loaded rooms beyond the first `probes` are read in bulk; quiet rooms never.
+    fn lazy(&self, i: usize) -> bool {
+        self.class(i) == Class::Loaded && i % self.room_size >= self.probes
+    }
+}
+
+/// One sending client's schedule: its k-th message is due at t0 + (k + phase) · period.
+struct Sender {
+    client: usize,
+    period: f64,
+    phase: f64,
+    /// Messages sent at most in one go when behind: 8 ms worth, and at least 8.
+    max_burst: u32,
+    sent: u64,
+}
+
+/// The senders among the clients for which `joined` holds, loaded rooms at `rate` and quiet
+/// rooms at `quiet_rate`, each class spread evenly over its period.
+fn schedule(plan: &Plan, joined: impl Fn(usize) -> bool, rate: f64, quiet_rate: f64) -> Vec<Sender> {
+    let mut out = Vec::new();
+    for (class, rate) in [(Class::Loaded, rate), (Class::Quiet, quiet_rate)] {
+        let ids: Vec<usize> =
+            (0..plan.clients()).filter(|&i| plan.class(i) == class && plan.sends(i) && joined(i)).collect();
+        let m = ids.len();
+        out.extend(ids.into_iter().enumerate().map(|(j, client)| Sender {
+            client,
+            period: 1000.0 / rate,
+            phase: j as f64 / m as f64,
+            max_burst: ((rate * 0.008).ceil() as u32).max(8),
+            sent: 0,
+        }));
+    }
+    out
+}
+
+/// The warning for a sender whose notes per second exceed mppd's normal note quota.
+fn quota_warning(who: &str, rate: f64, notes: usize) -> Option<String> {
+    let per_s = rate * notes as f64;
+    if per_s <= 200.0 {
+        return None;
+    }
+    let mut w = format!(
+        "warning: {per_s} notes/s per {who} exceeds the normal-room note quota (about 200/s). The server must \
+         run with a larger note quota (mppd: --trusted-notes, which gives every participant the trusted quota of \
+         8000 notes per 2 s) and a larger --connection-messages cap (default 6000/10000 = 600 messages/s per \
+         connection); otherwise it drops notes and closes senders. Or add senders or rooms instead."
+    );
+    if per_s > 4000.0 {
+        w.push_str(&format!(" Even the trusted quota allows only 4000 notes/s: {per_s} will be cut."));
+    }
+    Some(w)
+}
+
+fn latency_text(h: &Hist) -> String {
+    format!(
+        "p50 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}  ({} samples)",
+        ms(h.quantile(0.5)),
+        ms(h.quantile(0.99)),
+        ms(h.quantile(0.999)),
+        ms(h.max()),
+        h.count()
+    )
+}
+
+fn losses_text(lost: i64, expected: u64) -> String {
+    format!(
+        "{} of {} expected deliveries ({:.3}%)",
+        lost.max(0),
+        expected,
+        100.0 * lost.max(0) as f64 / expected.max(1) as f64
+    )
+}
+
+fn mib(kib: Option<u64>) -> String {
+    kib.map_or("n/a".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0))
+}
+
 fn fanout(a: &mut Args) -> Result<Report, String> {
     let c = common(a, 500)?;
     let rooms: usize = a.get("rooms", 4)?;
@@ -223,41 +337,45 @@ fn fanout(a: &mut Args) -> Result<Report, String> {
     let drain = seconds(a, "drain", 3.0)? * 1000.0;
     let probes: usize = a.get("probes", room_size)?;
     let lazy_ms = seconds(a, "lazy-ms", 5.0)?;
+    let quiet_rooms: usize = a.get("quiet-rooms", 0)?;
+    let quiet_rate: f64 = a.get("quiet-rate", 10.0)?;
     if room_size < 2 || senders == 0 || senders > room_size || rooms == 0 {
         return Err("need --room-size >= 2 and 1 <= --senders <= --room-size".into());
     }
-    if !(rate > 0.0 && rate <= 1000.0) || notes == 0 || notes > 32 || duration <= 0.0 {
-        return Err("need 0 < --rate <= 1000, 1 <= --notes <= 32, --duration > 0".into());
+    if !(rate > 0.0 && rate <= MAX_RATE) || notes == 0 || notes > 32 || duration <= 0.0 {
+        return Err(format!("need 0 < --rate <= {MAX_RATE}, 1 <= --notes <= 32, --duration > 0"));
     }
-    let n = rooms * room_size;
+    if !(quiet_rate > 0.0 && quiet_rate <= MAX_RATE) {
+        return Err(format!("need 0 < --quiet-rate <= {MAX_RATE}"));
+    }
+    let plan = Plan { rooms, quiet_rooms, room_size, senders, probes };
+    let n = rooms.checked_add(quiet_rooms).and_then(|r| r.checked_mul(room_size)).unwrap_or(usize::MAX);
     if n > MAX_CLIENTS {
-        return Err(format!("at most {MAX_CLIENTS} clients"));
+        return Err(format!("at most {MAX_CLIENTS} clients (rooms and quiet rooms together)"));
     }
-    if rate * notes as f64 > 200.0 {
-        eprintln!(
-            "warning: {} notes/s per sender exceeds the normal-room note quota (200/s); \
-             the server will drop notes. Add senders or rooms instead.",
-            rate * notes as f64
-        );
+    let quiet = quiet_rooms > 0;
+    let warnings = [quota_warning("sender", rate, notes), quota_warning("quiet-room sender", quiet_rate, notes)];
+    for w in warnings.iter().take(if quiet { 2 } else { 1 }).flatten() {
+        eprintln!("{w}");
     }
-    let mut sw = new_swarm(&c, n, room_size)?;
+    let mut sw = new_swarm(&c, n, room_size, quiet_rooms)?;
     let join_ms = join_all(&mut sw, &c)?;
     let joined = sw.counters().joined;
-    let sender_ids: Vec<usize> =
-        (0..n).filter(|i| i % room_size < senders && sw.clients[*i].state == swarm::State::Joined).collect();
-    let m = sender_ids.len();
+    let mut sched = schedule(&plan, |i| sw.clients[i].state == swarm::State::Joined, rate, quiet_rate);
+    let m = sched.iter().filter(|s| plan.class(s.client) == Class::Loaded).count();
+    let mq = sched.len() - m;
     let any_lazy = probes < room_size;
-    for i in (0..n).filter(|i| i % room_size >= probes) {
+    for i in (0..n).filter(|&i| plan.lazy(i)) {
         sw.make_lazy(i).map_err(|e| format!("poll: {e}"))?;
     }
     let mut next_sweep = 0.0;
-    let period = 1000.0 / rate;
+    let mut rss_probe = c.pid.and_then(procfs::RssProbe::open);
+    let mut rss_peak: Option<u64> = None;
+    let mut next_rss = 0.0;
     let t0 = now_ms() + 20.0;
     let w0 = t0 + warmup;
     let w1 = w0 + duration;
     sw.set_window(w0, w1);
-    let mut sent = vec![0u64; m];
-    let phase: Vec<f64> = (0..m).map(|j| j as f64 / m.max(1) as f64).collect();
     let mut snap0 = None;
     let snapshot =
         |pid| (now_ms(), cpu(pid), procfs::cpu_seconds(0), procfs::cpu_split(0), procfs::machine_busy_seconds());
@@ -271,6 +389,15 @@ fn fanout(a: &mut Args) -> Result<Report, String> {
             sw.set_counting(true);
         }
         let mut next_due = w1;
+        if let Some(probe) = rss_probe.as_mut() {
+            if now >= next_rss {
+                if let Some(k) = probe.kib() {
+                    rss_peak = Some(rss_peak.map_or(k, |p| p.max(k)));
+                }
+                next_rss = now + RSS_SAMPLE_MS;
+            }
+            next_due = next_due.min(next_rss);
+        }
         if any_lazy {
             if now >= next_sweep {
                 sw.sweep_lazy();
@@ -278,20 +405,20 @@ fn fanout(a: &mut Args) -> Result<Report, String> {
             }
             next_due = next_due.min(next_sweep);
         }
-        for (j, &i) in sender_ids.iter().enumerate() {
+        for s in sched.iter_mut() {
             let mut burst = 0;
             loop {
-                let due = t0 + (sent[j] as f64 + phase[j]) * period;
+                let due = t0 + (s.sent as f64 + s.phase) * s.period;
                 if due > now {
                     next_due = next_due.min(due);
                     break;
                 }
-                if burst == 8 {
+                if burst == s.max_burst {
                     next_due = now;
                     break;
                 }
-                sw.send_note(i, notes);
-                sent[j] += 1;
+                sw.send_note(s.client, notes);
+                s.sent += 1;
                 burst += 1;
             }
         }
@@ -301,17 +428,24 @@ fn fanout(a: &mut Args) -> Result<Report, String> {
     let snap1 = snapshot(c.pid);
     sw.set_counting(false);
     let rss_end = rss(c.pid);
+    let rss_peak = rss_peak.max(rss_end);
     let drain_end = now_ms() + drain;
-    while sw.counters().window_notes_received < sw.counters().window_expected && now_ms() < drain_end {
+    while sw.counters().outstanding() && now_ms() < drain_end {
         sw.sweep_lazy();
         sw.turn(Duration::from_millis(5), c.concurrency).map_err(|e| format!("poll: {e}"))?;
     }
     let snap0 = snap0.unwrap_or(snap1);
     let window_s = ((snap1.0 - snap0.0) / 1000.0).max(1e-9);
     let k = sw.counters();
-    let delivered = k.counted_received as f64;
+    let (kl, kq) = (*k.of(Class::Loaded), *k.of(Class::Quiet));
+    let delivered = kl.counted_received as f64;
     let rate_rx = delivered / window_s;
     let offered = m as f64 * rate * (room_size - 1) as f64;
+    let quiet_rx = kq.counted_received as f64 / window_s;
+    let quiet_offered = mq as f64 * quiet_rate * (room_size - 1) as f64;
+    // Messages sent with a send time in the window (which lasts `duration`), against the schedule.
+    let sent_rate = kl.window_sent as f64 * 1000.0 / duration;
+    let quiet_sent_rate = kq.window_sent as f64 * 1000.0 / duration;
     let server_cpu = snap0.1.zip(snap1.1).map(|(a, b)| b - a);
     let gen_cpu = snap0.2.zip(snap1.2).map(|(a, b)| b - a);
     let gen_sys = snap0.3.zip(snap1.3).map(|(a, b)| b.1 - a.1);
@@ -319,9 +453,12 @@ fn fanout(a: &mut Args) -> Result<Report, String> {
     // the generator, and makes every figure unreliable.
     let other =
         snap0.4.zip(snap1.4).map(|(a, b)| (b - a - server_cpu.unwrap_or(0.0) - gen_cpu.unwrap_or(0.0)).max(0.0));
-    let per_cpu = server_cpu.filter(|s| *s > 0.0).map(|s| delivered / s);
-    let lost = k.window_expected as i64 - k.window_notes_received as i64;
-    let lat = sw.latency_us();
+    // Efficiency counts every delivery the server made, quiet rooms' too.
+    let per_cpu = server_cpu.filter(|s| *s > 0.0).map(|s| (kl.counted_received + kq.counted_received) as f64 / s);
+    let lost = kl.lost();
+    let quiet_lost = kq.lost();
+    let lat = sw.latency_us(Class::Loaded);
+    let qlat = sw.latency_us(Class::Quiet);
 
     let mut r = Report::new("fanout");
     r.set("rooms", rooms);
@@ -332,16 +469,20 @@ fn fanout(a: &mut Args) -> Result<Report, String> {
     r.set("clients", n);
     r.set("probes_per_room", probes.min(room_size));
     r.set("lazy_ms", any_lazy.then_some(lazy_ms));
+    r.set("quiet_rooms", quiet_rooms);
+    r.set("quiet_rate_per_sender", quiet.then_some(quiet_rate));
     r.set("joined", joined);
     r.set("join_s", join_ms / 1000.0);
     r.set("window_s", window_s);
     r.set("offered_deliveries_per_s", offered);
+    r.set("offered_total_deliveries_per_s", offered + quiet_offered);
     r.set("deliveries_per_s", rate_rx);
+    r.set("messages_sent_per_s", sent_rate);
     r.set("server_cpu_s", server_cpu);
     r.set("server_cpu_util", server_cpu.map(|s| s / window_s));
     r.set("deliveries_per_server_cpu_s", per_cpu);
-    r.set("expected", k.window_expected);
-    r.set("received", k.window_notes_received);
+    r.set("expected", kl.window_expected);
+    r.set("received", kl.window_received);
     r.set("lost", lost.max(0) as u64);
     // More than expected means a note reached a connection it must not (its own sender).
     r.set("unexpected", (-lost).max(0) as u64);
@@ -350,48 +491,80 @@ fn fanout(a: &mut Args) -> Result<Report, String> {
     r.set("latency_p999_ms", ms(lat.quantile(0.999)));
     r.set("latency_max_ms", ms(lat.max()));
     r.set("latency_mean_ms", lat.mean() / 1000.0);
+    r.set("quiet_offered_deliveries_per_s", quiet_offered);
+    r.set("quiet_deliveries_per_s", quiet_rx);
+    r.set("quiet_messages_sent_per_s", quiet_sent_rate);
+    r.set("quiet_expected", kq.window_expected);
+    r.set("quiet_received", kq.window_received);
+    r.set("quiet_lost", quiet_lost.max(0) as u64);
+    r.set("quiet_unexpected", (-quiet_lost).max(0) as u64);
+    let qh = quiet.then_some(qlat);
+    r.set("quiet_latency_p50_ms", qh.map(|h| ms(h.quantile(0.5))));
+    r.set("quiet_latency_p99_ms", qh.map(|h| ms(h.quantile(0.99))));
+    r.set("quiet_latency_p999_ms", qh.map(|h| ms(h.quantile(0.999))));
+    r.set("quiet_latency_max_ms", qh.map(|h| ms(h.max())));
+    r.set("quiet_latency_mean_ms", qh.map(|h| h.mean() / 1000.0));
+    r.set("quiet_latency_samples", qlat.count());
     r.set("generator_cpu_util", gen_cpu.map(|g| g / window_s));
     r.set("generator_sys_util", gen_sys.map(|g| g / window_s));
     r.set("other_cpu_util", other.map(|o| o / window_s));
     r.set("server_rss_kib", rss_end);
+    r.set("server_rss_peak_kib", rss_peak);
     r.set("send_blocked", k.send_blocked);
     r.set("generator_reads", k.reads);
     r.set("generator_polls", k.polls);
     r.set("frames_received", k.frames_received);
     r.set("generator_turn_p99_ms", ms(sw.busy_us().quantile(0.99)));
     r.set("generator_turn_max_ms", ms(sw.busy_us().max()));
+    let quiet_head = if quiet {
+        format!("; {quiet_rooms} quiet rooms x {room_size} clients, 1 sender/room at {quiet_rate}/s")
+    } else {
+        String::new()
+    };
     r.line(format!(
         "fanout: {rooms} rooms x {room_size} clients, {senders} senders/room at {rate}/s \
-         ({notes} note(s)/message); {joined}/{n} joined in {:.2} s",
+         ({notes} note(s)/message){quiet_head}; {joined}/{n} joined in {:.2} s",
         join_ms / 1000.0
     ));
-    r.line(format!("deliveries/s:     {} (offered {})", si(rate_rx), si(offered)));
+    if quiet {
+        r.line(format!(
+            "deliveries/s:     {} (offered {}; with the quiet rooms' {} offered {} in all)",
+            si(rate_rx),
+            si(offered),
+            si(quiet_offered),
+            si(offered + quiet_offered)
+        ));
+    } else {
+        r.line(format!("deliveries/s:     {} (offered {})", si(rate_rx), si(offered)));
+    }
     r.line(format!(
-        "per server CPU-s: {}  (server CPU {})",
+        "per server CPU-s: {}  (server CPU {}){}",
         per_cpu.map_or("n/a (no --server-pid)".into(), si),
-        server_cpu.map_or("n/a".into(), |s| format!("{:.0}% of a core", 100.0 * s / window_s))
+        server_cpu.map_or("n/a".into(), |s| format!("{:.0}% of a core", 100.0 * s / window_s)),
+        if quiet { "; deliveries of loaded and quiet rooms" } else { "" }
     ));
-    r.line(format!(
-        "latency ms:       p50 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}  ({} samples)",
-        ms(lat.quantile(0.5)),
-        ms(lat.quantile(0.99)),
-        ms(lat.quantile(0.999)),
-        ms(lat.max()),
-        lat.count()
-    ));
-    r.line(format!(
-        "losses:           {} of {} expected deliveries ({:.3}%)",
-        lost.max(0),
-        k.window_expected,
-        100.0 * lost.max(0) as f64 / k.window_expected.max(1) as f64
-    ));
+    r.line(format!("latency ms:       {}", latency_text(lat)));
+    r.line(format!("losses:           {}", losses_text(lost, kl.window_expected)));
     if lost < 0 {
         r.line(format!("warning: {} deliveries more than expected: is `n` echoed to its sender?", -lost));
     }
+    if quiet {
+        r.line(format!(
+            "quiet rooms:      deliveries/s {} (offered {}); losses {}",
+            si(quiet_rx),
+            si(quiet_offered),
+            losses_text(quiet_lost, kq.window_expected)
+        ));
+        r.line(format!("quiet latency ms: {}", latency_text(qlat)));
+        if quiet_lost < 0 {
+            r.line(format!("warning: {} quiet-room deliveries more than expected", -quiet_lost));
+        }
+    }
     r.line(format!(
-        "generator CPU:    {}   server RSS: {}",
+        "generator CPU:    {}   server RSS: {}   server RSS peak: {}",
         gen_cpu.map_or("n/a".into(), |g| format!("{:.0}% of a core", 100.0 * g / window_s)),
-        rss_end.map_or("n/a".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0))
+        mib(rss_end),
+        mib(rss_peak)
     ));
     if let Some(o) = other.map(|o| o / window_s)
         && o > 0.15
@@ -409,8 +582,20 @@ fn fanout(a: &mut Args) -> Result<Report, String> {
     if gen_cpu.is_some_and(|g| g / window_s > 0.9) {
         r.line("warning: the generator used over 90% of a core; it may be the bottleneck (try --probes 5)".into());
     }
+    let nominal = m as f64 * rate;
+    if sent_rate < nominal * 0.98 {
+        r.line(format!(
+            "warning: only {} of the scheduled {} note messages/s were sent in the window \
+             (the generator fell behind, or senders were closed); offered load is overstated",
+            si(sent_rate),
+            si(nominal)
+        ));
+    }
     if rate_rx < offered * 0.98 || lost > 0 {
         r.line("note: deliveries below offered load: the server is saturated or dropping".into());
+    }
+    if quiet && (quiet_rx < quiet_offered * 0.98 || quiet_lost > 0) {
+        r.line("note: the quiet rooms lost deliveries too: the overload reaches rooms that are not loaded".into());
     }
     failures(&mut r, &sw, n);
     sw.shutdown();
@@ -427,7 +612,7 @@ fn idle(a: &mut Args) -> Result<Report, String> {
         return Err("idle needs --server-pid to read the server's memory".into());
     }
     let rss0 = rss(c.pid);
-    let mut sw = new_swarm(&c, n, room_size.max(1))?;
+    let mut sw = new_swarm(&c, n, room_size.max(1), 0)?;
     let join_ms = join_all(&mut sw, &c)?;
     run_for(&mut sw, settle, c.concurrency)?;
     let rss1 = rss(c.pid);
@@ -471,7 +656,7 @@ fn storm(a: &mut Args) -> Result<Report, String> {
     let room_size: usize = a.get("room-size", 100)?;
     c.join_timeout_ms = seconds(a, "timeout", 30.0)? * 1000.0;
     let cpu0 = cpu(c.pid);
-    let mut sw = new_swarm(&c, n, room_size.max(1))?;
+    let mut sw = new_swarm(&c, n, room_size.max(1), 0)?;
     let start = now_ms();
     join_all(&mut sw, &c)?;
     let cpu1 = cpu(c.pid);
@@ -636,4 +821,52 @@ fn startup_once(bin: &str, server_args: &[String], addr: SocketAddr, timeout: Du
     let _ = child.kill();
     let _ = child.wait();
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_places_quiet_rooms_after_the_loaded_ones() {
+        let plan = Plan { rooms: 2, quiet_rooms: 1, room_size: 4, senders: 2, probes: 1 };
+        assert_eq!(plan.clients(), 12);
+        let classes: Vec<Class> = (0..12).map(|i| plan.class(i)).collect();
+        assert_eq!(classes[..8], [Class::Loaded; 8]);
+        assert_eq!(classes[8..], [Class::Quiet; 4]);
+        let senders: Vec<usize> = (0..12).filter(|&i| plan.sends(i)).collect();
+        assert_eq!(senders, [0, 1, 4, 5, 8]);
+        // Probes apply to loaded rooms only: every quiet-room client reads promptly.
+        let lazy: Vec<usize> = (0..12).filter(|&i| plan.lazy(i)).collect();
+        assert_eq!(lazy, [1, 2, 3, 5, 6, 7]);
+        let no_quiet = Plan { quiet_rooms: 0, ..plan };
+        assert_eq!(no_quiet.clients(), 8);
+        assert!((0..8).all(|i| no_quiet.class(i) == Class::Loaded));
+    }
+
+    #[test]
+    fn schedule_spreads_each_class_over_its_own_period() {
+        let plan = Plan { rooms: 2, quiet_rooms: 2, room_size: 3, senders: 2, probes: 3 };
+        // Client 4 (a loaded sender) did not join.
+        let s = schedule(&plan, |i| i != 4, 100.0, 20.0);
+        let got: Vec<(usize, f64, f64, u32)> = s.iter().map(|s| (s.client, s.period, s.phase, s.max_burst)).collect();
+        assert_eq!(
+            got,
+            [(0, 10.0, 0.0, 8), (1, 10.0, 1.0 / 3.0, 8), (3, 10.0, 2.0 / 3.0, 8), (6, 50.0, 0.0, 8), (9, 50.0, 0.5, 8)]
+        );
+        assert!(s.iter().all(|s| s.sent == 0));
+        // Fast senders may catch up 8 ms worth at once.
+        assert_eq!(schedule(&plan, |_| true, 20_000.0, 10.0)[0].max_burst, 160);
+        assert_eq!(schedule(&plan, |_| true, 1000.0, 10.0)[0].max_burst, 8);
+    }
+
+    #[test]
+    fn quota_warning_names_the_server_options() {
+        assert!(quota_warning("sender", 200.0, 1).is_none());
+        assert!(quota_warning("sender", 100.0, 2).is_none());
+        let w = quota_warning("sender", 2000.0, 1).unwrap();
+        assert!(w.contains("--trusted-notes") && w.contains("--connection-messages"), "{w}");
+        assert!(!w.contains("Even the trusted quota"));
+        assert!(quota_warning("sender", 5000.0, 1).unwrap().contains("Even the trusted quota"));
+    }
 }

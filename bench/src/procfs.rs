@@ -1,6 +1,7 @@
 //! What the generator reads about processes from /proc: CPU time and resident memory.
 
 use std::fs;
+use std::io::{Read, Seek, SeekFrom};
 
 /// Clock ticks per second of the CPU times in /proc/PID/stat.
 pub fn ticks_per_second() -> f64 {
@@ -51,9 +52,47 @@ pub fn alive(pid: u32) -> bool {
 
 /// Resident set size in KiB (VmRSS).
 pub fn rss_kib(pid: u32) -> Option<u64> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
+    parse_vm_rss(&fs::read(format!("/proc/{pid}/status")).ok()?)
+}
+
+/// The KiB of the `VmRSS:` line of a /proc/PID/status text.
+pub fn parse_vm_rss(status: &[u8]) -> Option<u64> {
+    let at = memchr::memmem::find(status, b"\nVmRSS:")? + 7;
+    let rest = &status[at..];
+    let digits = rest.iter().position(u8::is_ascii_digit)?;
+    let rest = &rest[digits..];
+    let len = rest.iter().position(|b| !b.is_ascii_digit()).unwrap_or(rest.len());
+    std::str::from_utf8(&rest[..len]).ok()?.parse().ok()
+}
+
+/// Reads one process's VmRSS again and again through one open file and one buffer: cheap
+/// enough to sample every 100 ms from the generator's loop.
+pub struct RssProbe {
+    file: fs::File,
+    buf: Vec<u8>,
+}
+
+impl RssProbe {
+    pub fn open(pid: u32) -> Option<RssProbe> {
+        let file = fs::File::open(format!("/proc/{pid}/status")).ok()?;
+        Some(RssProbe { file, buf: vec![0; 8192] })
+    }
+
+    /// The current VmRSS in KiB; `None` once the process is gone.
+    pub fn kib(&mut self) -> Option<u64> {
+        // Seeking a /proc file back to 0 makes the kernel render it afresh.
+        self.file.seek(SeekFrom::Start(0)).ok()?;
+        let mut len = 0;
+        while len < self.buf.len() {
+            match self.file.read(&mut self.buf[len..]) {
+                Ok(0) => break,
+                Ok(n) => len += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => return None,
+            }
+        }
+        parse_vm_rss(&self.buf[..len])
+    }
 }
 
 /// Raises the open-file limit to its hard maximum; returns the new soft limit.
@@ -85,5 +124,25 @@ mod tests {
         assert!(alive(std::process::id()));
         assert!(machine_busy_seconds().is_some());
         assert!(!alive(u32::MAX));
+    }
+
+    #[test]
+    fn parses_vm_rss() {
+        let status = b"Name:\tmppd\nVmPeak:\t  9000 kB\nVmRSS:\t    5120 kB\nRssAnon:\t 100 kB\n";
+        assert_eq!(parse_vm_rss(status), Some(5120));
+        assert_eq!(parse_vm_rss(b"Name:\tx\nVmHWM:\t 1 kB\n"), None);
+    }
+
+    #[test]
+    fn rss_probe_sees_memory_grow() {
+        let mut probe = RssProbe::open(std::process::id()).unwrap();
+        let before = probe.kib().unwrap();
+        assert!(before > 0);
+        // 64 MiB of non-zero bytes: every page is touched and resident.
+        let block = std::hint::black_box(vec![1u8; 64 << 20]);
+        let after = probe.kib().unwrap();
+        assert!(after >= before + 32 * 1024, "{before} KiB -> {after} KiB");
+        drop(std::hint::black_box(block));
+        assert!(RssProbe::open(u32::MAX).is_none());
     }
 }

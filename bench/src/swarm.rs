@@ -42,10 +42,19 @@ pub enum State {
     Dead,
 }
 
+/// The rooms under load, and the quiet rooms (one slow sender each) that show what the load
+/// does to everyone else. Each is counted apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    Loaded = 0,
+    Quiet = 1,
+}
+
 pub struct Client {
     sock: Option<TcpStream>,
     pub state: State,
     pub room: u32,
+    pub class: Class,
     out: Vec<u8>,
     carry: Vec<u8>,
     /// Read only by `sweep_lazy`, never on a readiness event; excluded from latency.
@@ -74,12 +83,39 @@ pub struct Counters {
     pub pings_sent: u64,
     /// Sends that found the socket full (the server is not keeping up with reading).
     pub send_blocked: u64,
-    /// Notes whose send time lies in the measurement window.
-    pub window_notes_received: u64,
+    /// Counted apart per class of room, indexed by `Class as usize`: see `of`.
+    pub rooms: [RoomCounters; 2],
+}
+
+/// What is counted apart for loaded and for quiet rooms.
+#[derive(Default, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RoomCounters {
+    /// Note messages sent with a send time in the measurement window.
+    pub window_sent: u64,
     /// Deliveries expected for the notes sent in the measurement window.
     pub window_expected: u64,
+    /// Notes received whose send time lies in the measurement window.
+    pub window_received: u64,
     /// Notes received while `counting` was on.
     pub counted_received: u64,
+}
+
+impl RoomCounters {
+    /// Expected deliveries not (yet) received; negative when more arrived than expected.
+    pub fn lost(&self) -> i64 {
+        self.window_expected as i64 - self.window_received as i64
+    }
+}
+
+impl Counters {
+    pub fn of(&self, class: Class) -> &RoomCounters {
+        &self.rooms[class as usize]
+    }
+
+    /// Whether some class of room still waits for deliveries of notes sent in the window.
+    pub fn outstanding(&self) -> bool {
+        self.rooms.iter().any(|r| r.window_received < r.window_expected)
+    }
 }
 
 pub struct Config {
@@ -89,6 +125,8 @@ pub struct Config {
     pub clients: usize,
     pub room_size: usize,
     pub room_prefix: String,
+    /// The last this many rooms are quiet rooms (`Class::Quiet`), named apart.
+    pub quiet_rooms: usize,
     pub ping_interval_ms: f64,
 }
 
@@ -115,7 +153,8 @@ struct Ctx {
     scanner: Scanner,
     room_alive: Vec<u32>,
     counters: Counters,
-    latency_us: Hist,
+    /// Per class of room, indexed by `Class as usize`.
+    latency_us: [Hist; 2],
     /// Time spent handling the events of one poll.
     busy_us: Hist,
     window: (f64, f64),
@@ -133,18 +172,29 @@ pub fn source_addr(base: Ipv4Addr, i: usize) -> Ipv4Addr {
     Ipv4Addr::new(127, (high >> 8) as u8, high as u8, (idx % 250) as u8 + 1)
 }
 
+/// The name of room `r` when rooms from `first_quiet` on are quiet: `<prefix><r>` for loaded
+/// rooms, `<prefix>quiet-<k>` for the k-th quiet room.
+pub fn room_name(prefix: &str, r: usize, first_quiet: usize) -> String {
+    if r < first_quiet { format!("{prefix}{r}") } else { format!("{prefix}quiet-{}", r - first_quiet) }
+}
+
 impl Swarm {
     pub fn new(cfg: Config) -> io::Result<Swarm> {
         assert!(cfg.server.ip().is_loopback(), "the server must be on 127.0.0.0/8");
         let rooms = cfg.clients.div_ceil(cfg.room_size.max(1));
+        let first_quiet = rooms.saturating_sub(cfg.quiet_rooms);
         let ch = (0..rooms)
-            .map(|r| format!("[{{\"m\":\"ch\",\"_id\":\"{}{}\",\"set\":{{}}}}]", cfg.room_prefix, r).into_bytes())
+            .map(|r| {
+                let name = room_name(&cfg.room_prefix, r, first_quiet);
+                format!("[{{\"m\":\"ch\",\"_id\":\"{name}\",\"set\":{{}}}}]").into_bytes()
+            })
             .collect();
         let clients = (0..cfg.clients)
             .map(|i| Client {
                 sock: None,
                 state: State::NotStarted,
                 room: (i / cfg.room_size.max(1)) as u32,
+                class: if i / cfg.room_size.max(1) < first_quiet { Class::Loaded } else { Class::Quiet },
                 out: Vec::new(),
                 carry: Vec::new(),
                 lazy: false,
@@ -169,7 +219,7 @@ impl Swarm {
                 scanner: Scanner::default(),
                 room_alive: vec![0; rooms],
                 counters: Counters::default(),
-                latency_us: Hist::default(),
+                latency_us: [Hist::default(), Hist::default()],
                 busy_us: Hist::default(),
                 window: (f64::INFINITY, f64::INFINITY),
                 counting: false,
@@ -187,8 +237,9 @@ impl Swarm {
         &self.ctx.counters
     }
 
-    pub fn latency_us(&self) -> &Hist {
-        &self.ctx.latency_us
+    /// Latency samples (microseconds) of one class of room.
+    pub fn latency_us(&self, class: Class) -> &Hist {
+        &self.ctx.latency_us[class as usize]
     }
 
     /// How long the generator took to handle the events of one poll: when this grows towards
@@ -317,7 +368,9 @@ impl Swarm {
         ctx.counters.notes_sent += 1;
         let t = (us / 1000) as f64 + (us % 1000) as f64 / 1000.0;
         if t >= ctx.window.0 && t < ctx.window.1 {
-            ctx.counters.window_expected += ctx.room_alive[c.room as usize].saturating_sub(1) as u64;
+            let rc = &mut ctx.counters.rooms[c.class as usize];
+            rc.window_sent += 1;
+            rc.window_expected += ctx.room_alive[c.room as usize].saturating_sub(1) as u64;
         }
         ctx.send_payload(c, ws::OP_TEXT);
         true
@@ -487,25 +540,26 @@ impl Ctx {
     fn on_text(&mut self, c: &mut Client, payload: &[u8], now: f64) {
         let mut reply = None;
         let scanner = &self.scanner;
-        let counters = &mut self.counters;
-        let latency = &mut self.latency_us;
+        let Counters { messages_received, notes_received, rooms, .. } = &mut self.counters;
+        let room_counters = &mut rooms[c.class as usize];
+        let latency = &mut self.latency_us[c.class as usize];
         let (w0, w1) = self.window;
         let counting = self.counting;
         let state = c.state;
         let probe = !c.lazy;
         scanner.for_each_message(payload, |kind, rest| {
-            counters.messages_received += 1;
+            *messages_received += 1;
             match kind {
                 b"n" => {
-                    counters.notes_received += 1;
+                    *notes_received += 1;
                     if counting {
-                        counters.counted_received += 1;
+                        room_counters.counted_received += 1;
                     }
                     if let Some(t) = scanner.time(rest)
                         && t >= w0
                         && t < w1
                     {
-                        counters.window_notes_received += 1;
+                        room_counters.window_received += 1;
                         if probe {
                             latency.record(((now - t) * 1000.0).max(0.0) as u64);
                         }
@@ -618,5 +672,86 @@ mod tests {
         }
         assert_eq!(source_addr(base, 0), base);
         assert_eq!(source_addr(base, 250), Ipv4Addr::new(127, 1, 1, 1));
+    }
+
+    /// A swarm that never connects: enough to drive sending and receiving by hand.
+    fn offline(clients: usize, room_size: usize, quiet_rooms: usize) -> Swarm {
+        Swarm::new(Config {
+            server: SocketAddr::from(([127, 0, 0, 1], 9)),
+            src_base: Ipv4Addr::new(127, 1, 0, 1),
+            clients,
+            room_size,
+            room_prefix: "p-".into(),
+            quiet_rooms,
+            ping_interval_ms: 20_000.0,
+        })
+        .unwrap()
+    }
+
+    fn note_frame(t: f64) -> String {
+        format!(r#"[{{"m":"n","t":{t:.3},"p":"ab","n":[{{"n":"a1","v":0.5}}]}}]"#)
+    }
+
+    #[test]
+    fn rooms_are_named_apart() {
+        assert_eq!(room_name("p-", 0, 2), "p-0");
+        assert_eq!(room_name("p-", 1, 2), "p-1");
+        assert_eq!(room_name("p-", 2, 2), "p-quiet-0");
+        assert_eq!(room_name("p-", 3, 2), "p-quiet-1");
+        let sw = offline(6, 2, 1);
+        let names: Vec<String> = sw.ctx.ch.iter().map(|c| String::from_utf8_lossy(c).into_owned()).collect();
+        assert!(names[1].contains(r#""_id":"p-1""#), "{}", names[1]);
+        assert!(names[2].contains(r#""_id":"p-quiet-0""#), "{}", names[2]);
+        let classes: Vec<Class> = sw.clients.iter().map(|c| c.class).collect();
+        assert_eq!(classes, [Class::Loaded, Class::Loaded, Class::Loaded, Class::Loaded, Class::Quiet, Class::Quiet]);
+        // Without quiet rooms (idle, storm, default fanout) nothing changes.
+        let sw = offline(4, 2, 0);
+        assert!(sw.clients.iter().all(|c| c.class == Class::Loaded));
+        assert!(String::from_utf8_lossy(&sw.ctx.ch[1]).contains(r#""_id":"p-1""#));
+    }
+
+    #[test]
+    fn loaded_and_quiet_rooms_are_counted_apart() {
+        // Rooms 0 and 1 loaded, room 2 quiet; two clients each.
+        let mut sw = offline(6, 2, 1);
+        for c in &mut sw.clients {
+            c.state = State::Joined;
+        }
+        sw.ctx.room_alive = vec![2, 2, 2];
+        sw.clients[3].lazy = true;
+        let now = now_ms();
+        sw.set_window(now - 1000.0, now + 1000.0);
+        sw.set_counting(true);
+        assert!(sw.send_note(0, 1));
+        assert!(sw.send_note(2, 1));
+        assert!(sw.send_note(4, 1));
+        let k = sw.counters();
+        assert_eq!((k.of(Class::Loaded).window_sent, k.of(Class::Loaded).window_expected), (2, 2));
+        assert_eq!((k.of(Class::Quiet).window_sent, k.of(Class::Quiet).window_expected), (1, 1));
+
+        let fresh = note_frame(now - 5.0);
+        let stale = note_frame(now - 5000.0);
+        let Swarm { clients, ctx, .. } = &mut sw;
+        ctx.on_text(&mut clients[1], fresh.as_bytes(), now);
+        ctx.on_text(&mut clients[3], fresh.as_bytes(), now); // lazy: counted, no latency sample
+        ctx.on_text(&mut clients[5], stale.as_bytes(), now); // sent before the window
+        let k = sw.counters();
+        let loaded = *k.of(Class::Loaded);
+        let quiet = *k.of(Class::Quiet);
+        assert_eq!((loaded.window_received, loaded.counted_received, loaded.lost()), (2, 2, 0));
+        assert_eq!((quiet.window_received, quiet.counted_received, quiet.lost()), (0, 1, 1));
+        assert!(k.outstanding());
+        assert_eq!(sw.latency_us(Class::Loaded).count(), 1);
+        assert_eq!(sw.latency_us(Class::Quiet).count(), 0);
+
+        let Swarm { clients, ctx, .. } = &mut sw;
+        ctx.on_text(&mut clients[5], fresh.as_bytes(), now);
+        let k = sw.counters();
+        assert_eq!(k.of(Class::Quiet).lost(), 0);
+        assert!(!k.outstanding());
+        let q = sw.latency_us(Class::Quiet);
+        assert_eq!(q.count(), 1);
+        assert!(q.max().abs_diff(5000) <= 2, "{}", q.max());
+        assert_eq!(k.notes_received, 4);
     }
 }
