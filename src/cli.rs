@@ -415,6 +415,17 @@ const OPTIONS: &[Opt] = &[
         },
     },
     Opt {
+        name: "max-flush-delay-ms",
+        kind: Kind::Value("MS"),
+        help: "How long output may wait while the server is busy: the delay grows up to this under load \
+               and returns to --flush-delay-ms when the load falls (0: no adaptation)",
+        default: |c| c.max_flush_delay_ms.to_string(),
+        set: |c, v| {
+            c.max_flush_delay_ms = number(v)?;
+            Ok(())
+        },
+    },
+    Opt {
         name: "listen-backlog",
         kind: Kind::Value("N"),
         help: "Connections the kernel queues before they are accepted (capped by net.core.somaxconn)",

@@ -137,6 +137,10 @@ pub struct Config {
     /// at the end of every loop turn). Fewer system calls for a little latency (README
     /// "Performance").
     pub flush_delay_ms: u64,
+    /// How long output may wait while the loop is busy: the delay grows from
+    /// `flush_delay_ms` up to this under load and shrinks back when the load falls (0 or at most
+    /// `flush_delay_ms`: fixed).
+    pub max_flush_delay_ms: u64,
     /// Connections the kernel queues for accepting; a join storm needs thousands.
     pub listen_backlog: u32,
     /// Most sockets held at once, in any phase; past it a new one is answered `503` and closed
@@ -191,6 +195,7 @@ impl Default for Config {
             send_queue_hard_bytes: 1024 * 1024,
             close_linger_ms: 2_000,
             flush_delay_ms: 0,
+            max_flush_delay_ms: 2,
             listen_backlog: 4096,
             max_connections: 20_000,
             max_pending_handshakes: 16_384,
@@ -200,7 +205,7 @@ impl Default for Config {
             per_ip_exempt: vec![IpCidr::LOOPBACK_V4, IpCidr::LOOPBACK_V6],
             trusted_proxies: Vec::new(),
             allowed_origins: Vec::new(),
-            read_budget_frames: 64,
+            read_budget_frames: 8,
             log_level: "info".to_string(),
             record: None,
             record_output: false,

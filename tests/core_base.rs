@@ -320,7 +320,7 @@ fn note_quota_refuses_silently_and_refills_every_two_seconds() {
 
 #[test]
 fn trusted_notes_give_everyone_the_trusted_quota_in_every_situation() {
-    let trusted = json!({"m":"nq","allowance":8000,"max":24000,"maxHistLen":3});
+    let trusted = || json!({"m":"nq","allowance":8000,"max":24000,"maxHistLen":3});
     let mut sim = Sim::with(CoreConfig { trusted_notes: true, ..CoreConfig::default() });
     let join = |sim: &mut Sim, n: u32, room: &str| {
         let (c, _) = sim.hi(&ip(n));
@@ -328,11 +328,11 @@ fn trusted_notes_give_everyone_the_trusted_quota_in_every_situation() {
         c
     };
     let a = join(&mut sim, 1, "room");
-    assert_eq!(sim.take_m(a, "nq"), [trusted.clone()], "crown holder");
+    assert_eq!(sim.take_m(a, "nq"), [trusted()], "crown holder");
     let b = join(&mut sim, 2, "room");
-    assert_eq!(sim.take_m(b, "nq"), [trusted.clone()], "member");
+    assert_eq!(sim.take_m(b, "nq"), [trusted()], "member");
     let l = join(&mut sim, 3, "lobby");
-    assert_eq!(sim.take_m(l, "nq"), [trusted.clone()], "lobby");
+    assert_eq!(sim.take_m(l, "nq"), [trusted()], "lobby");
     // 24000 notes go through in one burst (the normal room allows 1200), the next one not.
     sim.take(a);
     let hundred = serde_json::to_string(&json!([{"m":"n","t":1,"n":vec![json!({"n":"a1"}); 100]}])).unwrap();

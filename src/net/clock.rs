@@ -24,4 +24,9 @@ impl Clock {
         let elapsed = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.start_ms.saturating_add(elapsed)
     }
+
+    /// Monotonic microseconds since the server started, for the shell's finer timing.
+    pub(super) fn now_us(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
 }

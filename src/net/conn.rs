@@ -29,8 +29,8 @@ pub(super) struct Conn {
     pub(super) want_write: bool,
     /// Already in the event loop's list of connections to flush this turn.
     pub(super) dirty: bool,
-    /// The loop turn in which the connection became dirty.
-    pub(super) dirty_since: u64,
+    /// When the connection became dirty (the start of that loop turn, µs on the shell's clock).
+    pub(super) dirty_since_us: u64,
     /// What the per-IP caps count this connection under, once admitted (released when it goes).
     pub(super) ip_key: Option<IpAddr>,
     /// Already in the event loop's list of connections with input left after their read budget.

@@ -15,6 +15,7 @@ use super::head::{
 use super::http::{StaticRoot, response, serve_static};
 use super::listeners::{Accepted, accept_one};
 use super::metrics::{LoopStats, Sources, health_json, prometheus};
+use super::pacing::FlushPacing;
 use super::peer::peer_info;
 use super::persist::Persistence;
 use super::realip::real_client_ip;
@@ -81,10 +82,12 @@ pub(super) struct EventLoop {
     next_serial: u64,
     /// Connections to flush at the end of the turn (or, with a flush delay, once it has passed).
     dirty: Vec<usize>,
-    /// When the first connection kept back by the flush delay is due.
-    next_flush: Option<u64>,
-    /// The `now` of the current loop turn.
-    turn_now: u64,
+    /// When the first connection kept back by the flush delay is due (µs on the shell's clock).
+    next_flush_us: Option<u64>,
+    /// How long output may wait for more, adapted to the load.
+    pacing: FlushPacing,
+    /// When the current loop turn started (µs on the shell's clock).
+    turn_start_us: u64,
     /// Slab keys to free at the end of the turn.
     gone: Vec<usize>,
     /// Connections the shell closed; the core hears `Closed` for each, in order.
@@ -127,6 +130,7 @@ impl EventLoop {
         recorder: Option<Recorder>,
     ) -> EventLoop {
         let limits = Limits::new(&config);
+        let pacing = FlushPacing::new(config.flush_delay_ms, config.max_flush_delay_ms);
         let admission = Admission::new(AdmissionConfig {
             max_per_ip: config.max_connections_per_ip,
             rate: config.connection_rate_per_ip,
@@ -147,8 +151,9 @@ impl EventLoop {
             timers: Timers::default(),
             next_serial: 0,
             dirty: Vec::new(),
-            next_flush: None,
-            turn_now: 0,
+            next_flush_us: None,
+            pacing,
+            turn_start_us: 0,
             gone: Vec::new(),
             lost: VecDeque::new(),
             accept_paused_until: None,
@@ -189,12 +194,15 @@ impl EventLoop {
                 Err(e) => return Err(e),
             }
             let now = self.clock.now_ms();
-            self.turn_now = now;
+            self.turn_start_us = self.clock.now_us();
             let turn_started = Instant::now();
+            // Connections left with input by the previous turn are read once more this turn, after
+            // the new events; those that run out of budget now wait for the next turn.
+            let resumed = std::mem::take(&mut self.backlog);
             for event in events.iter() {
                 self.on_event(event, now);
             }
-            self.resume_backlog(now);
+            self.resume_backlog(resumed, now);
             if self.shutdown_requested.load(Ordering::Acquire) && self.shutdown_deadline.is_none() {
                 self.begin_shutdown(now);
             }
@@ -207,7 +215,9 @@ impl EventLoop {
             if let Some(persistence) = self.persistence.as_mut() {
                 persistence.after_turn(&self.core, now);
             }
-            self.loop_stats.turn(turn_started.elapsed());
+            let worked = turn_started.elapsed();
+            self.loop_stats.turn(worked);
+            self.pacing.after_turn(self.clock.now_us(), u64::try_from(worked.as_micros()).unwrap_or(u64::MAX));
             if let Some(deadline) = self.shutdown_deadline
                 && (self.conns.is_empty() || now >= deadline)
             {
@@ -223,11 +233,13 @@ impl EventLoop {
         }
         let core = if self.shutdown_deadline.is_none() { self.core.next_deadline() } else { None };
         let save = self.persistence.as_ref().and_then(Persistence::deadline);
-        [self.timers.next(), core, self.accept_paused_until, self.shutdown_deadline, save, self.next_flush]
+        let deadline = [self.timers.next(), core, self.accept_paused_until, self.shutdown_deadline, save]
             .into_iter()
             .flatten()
             .min()
-            .map(|at| Duration::from_millis(at.saturating_sub(now)))
+            .map(|at| Duration::from_millis(at.saturating_sub(now)));
+        let flush = self.next_flush_us.map(|at| Duration::from_micros(at.saturating_sub(self.clock.now_us())));
+        [deadline, flush].into_iter().flatten().min()
     }
 
     fn on_event(&mut self, event: &Event, now: u64) {
@@ -247,10 +259,12 @@ impl EventLoop {
             Phase::Head { .. } => self.read_head(key, now),
             Phase::Upgrading(_) => self.write_upgrade(key, now),
             Phase::Open(_) => {
+                let backlogged = conn.backlogged;
                 if event.is_writable() {
                     self.mark_dirty(key);
                 }
-                if event.is_readable() || event.is_read_closed() || event.is_error() {
+                // A backlogged connection is read from the backlog, once per turn like the others.
+                if (event.is_readable() || event.is_read_closed() || event.is_error()) && !backlogged {
                     self.read_open(key, now);
                 }
             }
@@ -391,7 +405,7 @@ impl EventLoop {
             interest: Interest::READABLE,
             want_write: false,
             dirty: false,
-            dirty_since: 0,
+            dirty_since_us: 0,
             ip_key: None,
             backlogged: false,
         });
@@ -450,6 +464,7 @@ impl EventLoop {
             shell: &self.counters,
             loop_stats: &self.loop_stats,
             sockets: self.conns.len(),
+            flush_delay_us: self.pacing.delay_us(),
         };
         let no_store = "Cache-Control: no-store\r\n";
         match request.uri().path() {
@@ -616,9 +631,9 @@ impl EventLoop {
         }
     }
 
-    /// Resumes reading every connection that had input left after its budget last turn.
-    fn resume_backlog(&mut self, now: u64) {
-        for (key, serial) in std::mem::take(&mut self.backlog) {
+    /// Resumes reading the connections that had input left after their budget last turn.
+    fn resume_backlog(&mut self, resumed: Vec<(usize, u64)>, now: u64) {
+        for (key, serial) in resumed {
             let Some(conn) = self.conns.get_mut(key) else { continue };
             if conn.serial != serial || !conn.backlogged {
                 continue;
@@ -739,22 +754,23 @@ impl EventLoop {
             && !conn.dirty
         {
             conn.dirty = true;
-            conn.dirty_since = self.turn_now;
+            conn.dirty_since_us = self.turn_start_us;
             self.dirty.push(key);
         }
     }
 
-    /// Flushes the connections with output. With `--flush-delay-ms`, an open WebSocket waits
-    /// until its oldest unsent frame is that old, so one write carries more frames.
+    /// Flushes the connections with output. With a flush delay (see `pacing.rs`), an open
+    /// WebSocket waits until its oldest unsent frame is that old, so one write carries more frames.
     fn flush_dirty(&mut self, now: u64) {
-        let delay = self.config.flush_delay_ms;
+        let delay = self.pacing.delay_us();
+        let now_us = self.clock.now_us();
         let mut waiting = Vec::new();
-        self.next_flush = None;
+        self.next_flush_us = None;
         while let Some(key) = self.dirty.pop() {
             let Some(conn) = self.conns.get_mut(key) else { continue };
-            let due = conn.dirty_since.saturating_add(delay);
-            if due > now && self.shutdown_deadline.is_none() && matches!(conn.phase, Phase::Open(_)) {
-                self.next_flush = Some(self.next_flush.map_or(due, |at| at.min(due)));
+            let due = conn.dirty_since_us.saturating_add(delay);
+            if due > now_us && self.shutdown_deadline.is_none() && matches!(conn.phase, Phase::Open(_)) {
+                self.next_flush_us = Some(self.next_flush_us.map_or(due, |at| at.min(due)));
                 waiting.push(key);
                 continue;
             }

@@ -57,6 +57,8 @@ pub(super) struct Sources<'a> {
     pub(super) loop_stats: &'a LoopStats,
     /// Sockets in any phase (request head, WebSocket, closing).
     pub(super) sockets: usize,
+    /// How long output may wait now (see `pacing.rs`).
+    pub(super) flush_delay_us: u64,
 }
 
 /// The `/health` body.
@@ -129,6 +131,12 @@ pub(super) fn prometheus(s: &Sources<'_>) -> String {
         "Reads cut short to let other connections in.",
         c.read_budget_exhausted,
     );
+    gauge(
+        &mut out,
+        "mppd_flush_delay_seconds",
+        "How long output may wait to be written with more, now (grows while the server is busy).",
+        s.flush_delay_us as f64 / 1e6,
+    );
     header(&mut out, "mppd_loop_turn_seconds", "histogram", "Time the event loop worked per turn (waiting excluded).");
     let mut cumulative = 0;
     for (le, n) in TURN_BUCKETS.iter().zip(&l.turn_counts) {
@@ -168,12 +176,19 @@ mod tests {
         l.turn(Duration::from_secs(1));
         let core = Counters::default();
         let shell = ShellCounters::default();
-        let text =
-            prometheus(&Sources { stats: Stats::default(), core: &core, shell: &shell, loop_stats: &l, sockets: 0 });
+        let text = prometheus(&Sources {
+            stats: Stats::default(),
+            core: &core,
+            shell: &shell,
+            loop_stats: &l,
+            sockets: 0,
+            flush_delay_us: 250,
+        });
         assert!(text.contains("mppd_loop_turn_seconds_bucket{le=\"0.00005\"} 1\n"), "{text}");
         assert!(text.contains("mppd_loop_turn_seconds_bucket{le=\"0.005\"} 2\n"), "{text}");
         assert!(text.contains("mppd_loop_turn_seconds_bucket{le=\"0.25\"} 2\n"), "{text}");
         assert!(text.contains("mppd_loop_turn_seconds_bucket{le=\"+Inf\"} 3\n"), "{text}");
         assert!(text.contains("mppd_loop_turn_seconds_count 3\n"), "{text}");
+        assert!(text.contains("mppd_flush_delay_seconds 0.00025\n"), "{text}");
     }
 }

@@ -23,6 +23,7 @@ mod head;
 mod http;
 mod listeners;
 mod metrics;
+mod pacing;
 mod peer;
 mod persist;
 mod realip;
