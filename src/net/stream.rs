@@ -30,6 +30,11 @@ impl OutStream {
         self.raw.len() - self.sent
     }
 
+    /// Makes room for `bytes` more without reallocating on the way.
+    pub(super) fn reserve(&mut self, bytes: usize) {
+        self.raw.reserve(bytes);
+    }
+
     /// Appends a whole text frame with this payload.
     pub(super) fn push_text_frame(&mut self, payload: &[u8]) {
         self.raw.reserve(wire_len(payload.len()));

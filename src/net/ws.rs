@@ -149,20 +149,25 @@ impl Ws {
         }
     }
 
-    /// Moves frames from the queue into the stream's buffer, up to one batch (at least one).
+    /// Moves frames from the queue into the stream's buffer, up to one batch (at least one). The
+    /// buffer is sized for the whole batch first, so it is allocated once rather than regrown.
     fn encode_batch(&mut self) {
-        let out = self.socket.get_mut();
         let mut batch = 0;
-        while let Some(front) = self.frames.front() {
-            let len = wire_len(front.len());
-            if batch > 0 && batch + len > self.limits.batch {
+        let mut count = 0;
+        for frame in &self.frames {
+            let len = wire_len(frame.len());
+            if count > 0 && batch + len > self.limits.batch {
                 break;
             }
-            out.push_text_frame(front.as_bytes());
             batch += len;
-            self.queued -= len;
-            self.frames.pop_front();
+            count += 1;
         }
+        let out = self.socket.get_mut();
+        out.reserve(batch);
+        for frame in self.frames.drain(..count) {
+            out.push_text_frame(frame.as_bytes());
+        }
+        self.queued -= batch;
     }
 
     /// Queues a close frame behind the pending frames (or instead of them, when `discard` is
