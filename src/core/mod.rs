@@ -248,6 +248,13 @@ impl Core {
         self.outputs.drain(..)
     }
 
+    /// Take every queued output, in order, as a whole list, leaving `spare` (emptied) to queue
+    /// the next ones in: a caller that hands back the list it emptied reuses its capacity.
+    pub fn take_outputs(&mut self, mut spare: Vec<Output>) -> Vec<Output> {
+        spare.clear();
+        std::mem::replace(&mut self.outputs, spare)
+    }
+
     /// When the next `Tick` is due, if any timer is pending.
     pub fn next_deadline(&self) -> Option<u64> {
         self.timers.first().map(|(at, _)| *at)

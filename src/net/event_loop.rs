@@ -39,7 +39,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tungstenite::error::ProtocolError;
 use tungstenite::protocol::WebSocketConfig;
-use tungstenite::{Error, Message, Utf8Bytes};
+use tungstenite::{Error, Message};
 
 /// How long accepting pauses after the process ran out of descriptors.
 const ACCEPT_RETRY_MS: u64 = 100;
@@ -61,6 +61,9 @@ const CLOSE_INVALID_UTF8: u16 = 1007;
 const CLOSE_TOO_BIG: u16 = 1009;
 const CLOSE_SERVER_CLOSING: u16 = 4000;
 const CLOSE_SEND_QUEUE_FULL: u16 = 4003;
+
+/// Capacity of the output list kept for reuse between inputs.
+const MAX_SPARE_OUTPUTS: usize = 4096;
 
 /// Token of listener `index`; counted down from just below the waker's.
 pub(super) fn listener_token(index: usize) -> Token {
@@ -95,8 +98,6 @@ pub(super) struct EventLoop {
     accept_paused_until: Option<u64>,
     /// Set once shutdown began: the loop returns when every connection is gone or at this time.
     shutdown_deadline: Option<u64>,
-    /// The last broadcast frame converted for tungstenite, shared by all its recipients.
-    last_frame: Option<(Rc<str>, Utf8Bytes)>,
     /// Where every core input (and output) is written, when recording.
     recorder: Option<Recorder>,
     /// Per-IP caps and the Origin allowlist.
@@ -119,6 +120,8 @@ pub(super) struct EventLoop {
     static_root: Option<StaticRoot>,
     /// Frames, bytes and turn times, for metrics.
     loop_stats: LoopStats,
+    /// The core's last output list, emptied, handed back to it for the next outputs.
+    spare_outputs: Vec<Output>,
 }
 
 impl EventLoop {
@@ -158,7 +161,6 @@ impl EventLoop {
             lost: VecDeque::new(),
             accept_paused_until: None,
             shutdown_deadline: None,
-            last_frame: None,
             recorder,
             admission,
             counters: ShellCounters::default(),
@@ -169,6 +171,7 @@ impl EventLoop {
             persistence: None,
             static_root: None,
             loop_stats: LoopStats::new(),
+            spare_outputs: Vec::new(),
         }
     }
 
@@ -195,6 +198,7 @@ impl EventLoop {
             }
             let now = self.clock.now_ms();
             self.turn_start_us = self.clock.now_us();
+            self.pacing.after_turn(self.turn_start_us, 0);
             let turn_started = Instant::now();
             // Connections left with input by the previous turn are read once more this turn, after
             // the new events; those that run out of budget now wait for the next turn.
@@ -696,11 +700,11 @@ impl EventLoop {
     /// meanwhile, until nothing is left. Never called from within itself.
     fn route(&mut self, now: u64) {
         loop {
-            let outputs: Vec<Output> = self.core.drain_outputs().collect();
+            let mut outputs = self.core.take_outputs(std::mem::take(&mut self.spare_outputs));
             if let Some(recorder) = self.recorder.as_mut() {
                 recorder.outputs(&outputs);
             }
-            for output in outputs {
+            for output in outputs.drain(..) {
                 match output {
                     Output::Send { conn, frame, droppable } => self.send(conn.0, frame, droppable, now),
                     Output::Close { conn, code, reason } => {
@@ -708,12 +712,15 @@ impl EventLoop {
                     }
                 }
             }
+            // A list grown by a rare burst (a join storm's `ppl`) is not kept.
+            if outputs.capacity() <= MAX_SPARE_OUTPUTS {
+                self.spare_outputs = outputs;
+            }
             let Some(conn) = self.lost.pop_front() else { break };
             if self.shutdown_deadline.is_none() {
                 self.feed(now, Input::Closed { conn });
             }
         }
-        self.last_frame = None;
     }
 
     fn send(&mut self, key: usize, frame: Rc<str>, droppable: bool, now: u64) {
@@ -724,17 +731,9 @@ impl EventLoop {
             self.counters.frames_dropped += 1;
             return;
         }
-        let bytes = match &self.last_frame {
-            Some((rc, bytes)) if Rc::ptr_eq(rc, &frame) => bytes.clone(),
-            _ => {
-                let bytes = Utf8Bytes::from(String::from(&*frame));
-                self.last_frame = Some((frame, bytes.clone()));
-                bytes
-            }
-        };
         self.loop_stats.frames_out += 1;
-        self.loop_stats.bytes_out += bytes.len() as u64;
-        match ws.push(bytes) {
+        self.loop_stats.bytes_out += frame.len() as u64;
+        match ws.push(frame) {
             Push::Queued => {
                 // A burst for one connection within a turn is written before it reaches the
                 // soft cap, unless the socket is known to be full.

@@ -49,7 +49,8 @@ impl FlushPacing {
     }
 
     /// Accounts one loop turn that ended at `now_us` after working for `busy_us`, and adjusts the
-    /// delay at the end of each window.
+    /// delay at the end of each window. Called with `busy_us` 0 when the loop wakes, so that the
+    /// time it slept counts before the turn decides what to write.
     pub(super) fn after_turn(&mut self, now_us: u64, busy_us: u64) {
         self.busy_us = self.busy_us.saturating_add(busy_us);
         let elapsed = now_us.saturating_sub(self.window_start_us);
@@ -60,8 +61,11 @@ impl FlushPacing {
         if busy_percent >= BUSY_HIGH_PERCENT {
             self.current_us = self.current_us.saturating_mul(2).max(STEP_US).min(self.ceiling_us);
         } else if busy_percent <= BUSY_LOW_PERCENT {
-            let half = self.current_us / 2;
-            self.current_us = if half < STEP_US { self.floor_us } else { half.max(self.floor_us) };
+            // A quiet stretch of several windows (the loop slept) counts as that many windows.
+            for _ in 0..(elapsed / WINDOW_US).min(32) {
+                let half = self.current_us / 2;
+                self.current_us = if half < STEP_US { self.floor_us } else { half.max(self.floor_us) };
+            }
         }
         self.window_start_us = now_us;
         self.busy_us = 0;
@@ -150,5 +154,17 @@ mod tests {
         now += 10_000_000;
         p.after_turn(now, 100);
         assert_eq!(p.delay_us(), 0);
+    }
+
+    #[test]
+    fn waking_after_a_pause_drops_the_delay_at_once() {
+        let mut p = FlushPacing::new(0, 2);
+        let mut now = 0;
+        load(&mut p, &mut now, 4, 100);
+        assert_eq!(p.delay_us(), 2000);
+        // The loop slept for 300 ms; on waking, before its turn writes anything:
+        now += 300_000;
+        p.after_turn(now, 0);
+        assert_eq!(p.delay_us(), 0, "six quiet windows halve the delay six times");
     }
 }

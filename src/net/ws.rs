@@ -11,9 +11,10 @@ use crate::config::Config;
 use mio::net::TcpStream;
 use std::collections::VecDeque;
 use std::io;
+use std::rc::Rc;
+use tungstenite::Error;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, Role, WebSocket, WebSocketConfig};
-use tungstenite::{Error, Utf8Bytes};
 
 /// Room in tungstenite's buffer for control frames (pong, close) on top of data.
 const CONTROL_SLACK: usize = 512;
@@ -80,7 +81,8 @@ pub(super) enum Flushed {
 /// An open WebSocket and its outgoing queue.
 pub(super) struct Ws {
     pub(super) socket: WebSocket<OutStream>,
-    frames: VecDeque<Utf8Bytes>,
+    /// Frames shared with the other recipients of the same broadcast.
+    frames: VecDeque<Rc<str>>,
     /// Wire bytes of the frames in `frames`.
     queued: usize,
     /// Droppable frames skipped since the queue last drained.
@@ -121,7 +123,7 @@ impl Ws {
     }
 
     /// Queues a text frame and checks the hard cap.
-    pub(super) fn push(&mut self, frame: Utf8Bytes) -> Push {
+    pub(super) fn push(&mut self, frame: Rc<str>) -> Push {
         self.queued += wire_len(frame.len());
         self.frames.push_back(frame);
         if self.pending() > self.limits.hard { Push::Overflow } else { Push::Queued }
