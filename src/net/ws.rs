@@ -129,8 +129,9 @@ impl Ws {
         if self.pending() > self.limits.hard { Push::Overflow } else { Push::Queued }
     }
 
-    /// Writes as much as the socket takes, one batch per system call.
-    pub(super) fn flush(&mut self) -> Flushed {
+    /// Writes as much as the socket takes, one batch per system call. `busy`: the server is
+    /// under load (see `pacing.rs`), so the emptied queue keeps its capacity.
+    pub(super) fn flush(&mut self, busy: bool) -> Flushed {
         loop {
             // Writes what is already encoded, then tungstenite's control frames (a pong).
             match self.socket.flush() {
@@ -141,8 +142,9 @@ impl Ws {
                 Err(e) => return Flushed::Failed(e),
             }
             if self.frames.is_empty() {
-                // A burst's worth of queue capacity is not kept by an idle connection.
-                if self.frames.capacity() > IDLE_QUEUE_CAPACITY {
+                // A burst's worth of queue capacity is not kept by an idle connection; while the
+                // server is busy it is, so that a steady stream does not regrow it every flush.
+                if !busy && self.frames.capacity() > IDLE_QUEUE_CAPACITY {
                     self.frames = VecDeque::new();
                 }
                 return Flushed::Done;
