@@ -788,7 +788,7 @@ impl EventLoop {
     fn flush_conn(&mut self, key: usize, now: u64) {
         let Some(conn) = self.conns.get_mut(key) else { return };
         let Phase::Open(ws) = &mut conn.phase else { return };
-        match ws.flush(self.pacing.under_load()) {
+        match ws.flush() {
             Flushed::Done => {
                 let dropped = ws.take_dropped();
                 if dropped > 0 {

@@ -48,11 +48,6 @@ impl FlushPacing {
         self.current_us
     }
 
-    /// Whether the load has raised the delay above the configured one.
-    pub(super) fn under_load(&self) -> bool {
-        self.current_us > self.floor_us
-    }
-
     /// Accounts one loop turn that ended at `now_us` after working for `busy_us`, and adjusts the
     /// delay at the end of each window. Called with `busy_us` 0 when the loop wakes, so that the
     /// time it slept counts before the turn decides what to write.
@@ -132,13 +127,10 @@ mod tests {
         let mut p = FlushPacing::new(1, 4);
         let mut now = 0;
         assert_eq!(p.delay_us(), 1000);
-        assert!(!p.under_load());
         load(&mut p, &mut now, 10, 100);
         assert_eq!(p.delay_us(), 4000);
-        assert!(p.under_load());
         load(&mut p, &mut now, 10, 0);
         assert_eq!(p.delay_us(), 1000);
-        assert!(!p.under_load());
 
         let mut fixed = FlushPacing::new(2, 0);
         load(&mut fixed, &mut now, 10, 100);

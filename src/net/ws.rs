@@ -87,6 +87,9 @@ pub(super) struct Ws {
     queued: usize,
     /// Droppable frames skipped since the queue last drained.
     dropped: usize,
+    /// Frames the last flush found queued: an empty queue is given room for as many at once,
+    /// so a steady stream does not regrow it frame by frame after every flush.
+    last_burst: u16,
     limits: Limits,
 }
 
@@ -94,7 +97,7 @@ impl Ws {
     /// A server socket over `stream`, starting with bytes already read past the request head.
     pub(super) fn new(stream: TcpStream, leftover: Vec<u8>, config: WebSocketConfig, limits: Limits) -> Ws {
         let socket = WebSocket::from_partially_read(OutStream::new(stream), leftover, Role::Server, Some(config));
-        Ws { socket, frames: VecDeque::new(), queued: 0, dropped: 0, limits }
+        Ws { socket, frames: VecDeque::new(), queued: 0, dropped: 0, last_burst: 0, limits }
     }
 
     /// Outgoing bytes not yet accepted by the kernel: the queue plus the encoded, unsent bytes.
@@ -124,14 +127,17 @@ impl Ws {
 
     /// Queues a text frame and checks the hard cap.
     pub(super) fn push(&mut self, frame: Rc<str>) -> Push {
+        if self.frames.capacity() == 0 {
+            self.frames.reserve(usize::from(self.last_burst));
+        }
         self.queued += wire_len(frame.len());
         self.frames.push_back(frame);
         if self.pending() > self.limits.hard { Push::Overflow } else { Push::Queued }
     }
 
-    /// Writes as much as the socket takes, one batch per system call. `busy`: the server is
-    /// under load (see `pacing.rs`), so the emptied queue keeps its capacity.
-    pub(super) fn flush(&mut self, busy: bool) -> Flushed {
+    /// Writes as much as the socket takes, one batch per system call.
+    pub(super) fn flush(&mut self) -> Flushed {
+        self.last_burst = u16::try_from(self.frames.len()).unwrap_or(u16::MAX);
         loop {
             // Writes what is already encoded, then tungstenite's control frames (a pong).
             match self.socket.flush() {
@@ -142,9 +148,8 @@ impl Ws {
                 Err(e) => return Flushed::Failed(e),
             }
             if self.frames.is_empty() {
-                // A burst's worth of queue capacity is not kept by an idle connection; while the
-                // server is busy it is, so that a steady stream does not regrow it every flush.
-                if !busy && self.frames.capacity() > IDLE_QUEUE_CAPACITY {
+                // A burst's worth of queue capacity is not kept by an idle connection.
+                if self.frames.capacity() > IDLE_QUEUE_CAPACITY {
                     self.frames = VecDeque::new();
                 }
                 return Flushed::Done;
