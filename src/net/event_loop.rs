@@ -190,6 +190,7 @@ impl EventLoop {
     pub(super) fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         loop {
+            self.discard_stale_timers();
             let timeout = self.poll_timeout(self.clock.now_ms());
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
@@ -229,6 +230,14 @@ impl EventLoop {
                 return Ok(());
             }
         }
+    }
+
+    /// Drops the timer entries of connections that moved on, so they do not wake the loop.
+    fn discard_stale_timers(&mut self) {
+        let conns = &self.conns;
+        self.timers.discard_stale(|deadline, key, serial| {
+            conns.get(key).is_some_and(|conn| conn.serial == serial && conn.deadline == Some(deadline))
+        });
     }
 
     fn poll_timeout(&self, now: u64) -> Option<Duration> {

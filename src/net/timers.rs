@@ -1,7 +1,8 @@
 //! The shell's own deadlines (request head, upgrade, closing linger) in one min-heap.
 //!
-//! Entries are never removed early: a connection that moved on, or a key that now belongs to
-//! another socket, is recognised when the entry comes due (see `Conn::serial`).
+//! Entries are not removed when a connection moves on (a heap cannot remove from its middle);
+//! such a stale entry, or one for a key that now belongs to another socket (see `Conn::serial`),
+//! is dropped once it reaches the top, before the loop sleeps, so it never wakes the loop.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -20,6 +21,16 @@ impl Timers {
     /// The earliest deadline, if any.
     pub(super) fn next(&self) -> Option<u64> {
         self.heap.peek().map(|Reverse((deadline, _, _))| *deadline)
+    }
+
+    /// Drops entries from the top while `is_live(deadline, key, serial)` says they are stale.
+    pub(super) fn discard_stale(&mut self, is_live: impl Fn(u64, usize, u64) -> bool) {
+        while let Some(Reverse((deadline, key, serial))) = self.heap.peek() {
+            if is_live(*deadline, *key, *serial) {
+                return;
+            }
+            self.heap.pop();
+        }
     }
 
     /// Takes one entry that is due at `now`: `(deadline, key, serial)`.
@@ -46,5 +57,20 @@ mod tests {
         assert_eq!(timers.pop_due(25), Some((20, 3, 3)));
         assert_eq!(timers.pop_due(25), None);
         assert_eq!(timers.next(), Some(30));
+    }
+
+    #[test]
+    fn stale_entries_at_the_top_are_discarded_up_to_the_first_live_one() {
+        let mut timers = Timers::default();
+        for (deadline, key) in [(10, 1), (20, 2), (30, 3), (40, 4)] {
+            timers.push(deadline, key, 0);
+        }
+        // Keys 1, 2 and 4 moved on; 3 is still waiting.
+        timers.discard_stale(|_, key, _| key == 3);
+        assert_eq!(timers.next(), Some(30), "the live entry is kept and what lies behind it too");
+        assert_eq!(timers.pop_due(100), Some((30, 3, 0)));
+        assert_eq!(timers.pop_due(100), Some((40, 4, 0)));
+        timers.discard_stale(|_, _, _| false);
+        assert_eq!(timers.next(), None);
     }
 }
