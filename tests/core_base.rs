@@ -295,13 +295,18 @@ fn notes_are_validated_one_by_one_and_relayed_to_everyone_but_the_sender() {
     assert!(sim.take(b).is_empty());
 }
 
+/// One `n` frame of 100 notes: 100 points of note quota.
+fn hundred_notes() -> String {
+    json!([{"m":"n","t":1,"n":vec![json!({"n":"a1"}); 100]}]).to_string()
+}
+
 #[test]
 fn note_quota_refuses_silently_and_refills_every_two_seconds() {
     let mut sim = Sim::new();
     let (a, _) = sim.join(&ip(1), "lobby");
     let (b, _) = sim.join(&ip(2), "lobby");
     sim.take(a);
-    let hundred = serde_json::to_string(&json!([{"m":"n","t":1,"n":vec![json!({"n":"a1"}); 100]}])).unwrap();
+    let hundred = hundred_notes();
     for _ in 0..6 {
         sim.send(a, &hundred);
     }
@@ -335,7 +340,7 @@ fn trusted_notes_give_everyone_the_trusted_quota_in_every_situation() {
     assert_eq!(sim.take_m(l, "nq"), [trusted()], "lobby");
     // 24000 notes go through in one burst (the normal room allows 1200), the next one not.
     sim.take(a);
-    let hundred = serde_json::to_string(&json!([{"m":"n","t":1,"n":vec![json!({"n":"a1"}); 100]}])).unwrap();
+    let hundred = hundred_notes();
     for _ in 0..240 {
         sim.send(b, &hundred);
     }
