@@ -73,7 +73,8 @@ fn a_busy_loop_lets_output_wait_longer_and_an_idle_one_writes_at_once_again() {
         c.expect_message("nq");
         listeners.push(c);
     }
-    assert_eq!(flush_delay(addr), 0.0, "an idle server writes every turn");
+    // Joining may itself keep a slow machine busy for a moment; once idle, output goes at once.
+    assert_eq!(wait_for_delay(addr, |d| d == 0.0), 0.0, "an idle server writes every turn");
 
     // One client sends notes as fast as the server takes them: the loop never waits.
     let mut flooder = Client::connect(addr);
