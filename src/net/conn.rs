@@ -37,6 +37,14 @@ pub(super) struct Conn {
     pub(super) backlogged: bool,
 }
 
+impl Conn {
+    /// Whether a timer entry `(deadline, serial)` is still this connection's current deadline
+    /// (not one it moved past, nor one set for an earlier socket under the same key).
+    pub(super) fn awaits(&self, deadline: u64, serial: u64) -> bool {
+        self.serial == serial && self.deadline == Some(deadline)
+    }
+}
+
 /// Where a connection is in its life.
 pub(super) enum Phase {
     /// Reading the HTTP request head.

@@ -36,7 +36,7 @@ use std::io;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tungstenite::error::ProtocolError;
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::{Error, Message};
@@ -200,7 +200,6 @@ impl EventLoop {
             let now = self.clock.now_ms();
             self.turn_start_us = self.clock.now_us();
             self.pacing.after_turn(self.turn_start_us, 0);
-            let turn_started = Instant::now();
             // Connections left with input by the previous turn are read once more this turn, after
             // the new events; those that run out of budget now wait for the next turn.
             let resumed = std::mem::take(&mut self.backlog);
@@ -220,9 +219,10 @@ impl EventLoop {
             if let Some(persistence) = self.persistence.as_mut() {
                 persistence.after_turn(&self.core, now);
             }
-            let worked = turn_started.elapsed();
-            self.loop_stats.turn(worked);
-            self.pacing.after_turn(self.clock.now_us(), u64::try_from(worked.as_micros()).unwrap_or(u64::MAX));
+            let turn_end_us = self.clock.now_us();
+            let worked_us = turn_end_us.saturating_sub(self.turn_start_us);
+            self.loop_stats.turn(Duration::from_micros(worked_us));
+            self.pacing.after_turn(turn_end_us, worked_us);
             if let Some(deadline) = self.shutdown_deadline
                 && (self.conns.is_empty() || now >= deadline)
             {
@@ -235,9 +235,8 @@ impl EventLoop {
     /// Drops the timer entries of connections that moved on, so they do not wake the loop.
     fn discard_stale_timers(&mut self) {
         let conns = &self.conns;
-        self.timers.discard_stale(|deadline, key, serial| {
-            conns.get(key).is_some_and(|conn| conn.serial == serial && conn.deadline == Some(deadline))
-        });
+        self.timers
+            .discard_stale(|deadline, key, serial| conns.get(key).is_some_and(|conn| conn.awaits(deadline, serial)));
     }
 
     fn poll_timeout(&self, now: u64) -> Option<Duration> {
@@ -847,7 +846,7 @@ impl EventLoop {
         }
         while let Some((deadline, key, serial)) = self.timers.pop_due(now) {
             let Some(conn) = self.conns.get(key) else { continue };
-            if conn.serial != serial || conn.deadline != Some(deadline) {
+            if !conn.awaits(deadline, serial) {
                 continue;
             }
             match conn.phase {

@@ -137,7 +137,10 @@ impl Ws {
 
     /// Writes as much as the socket takes, one batch per system call.
     pub(super) fn flush(&mut self) -> Flushed {
-        self.last_burst = u16::try_from(self.frames.len()).unwrap_or(u16::MAX);
+        // A flush for a control frame or a writable socket finds the queue empty: no burst.
+        if !self.frames.is_empty() {
+            self.last_burst = u16::try_from(self.frames.len()).unwrap_or(u16::MAX);
+        }
         loop {
             // Writes what is already encoded, then tungstenite's control frames (a pong).
             match self.socket.flush() {
