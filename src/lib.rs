@@ -1,15 +1,18 @@
 //! mppd: a Multiplayer Piano server.
 //!
 //! The crate has two halves (see README.md):
-//! - [`core`]: the protocol state machine. Pure: inputs (each with `now`) in, outputs out.
+//! - [`core`]: the protocol state machine, its own crate (`crates/mppd-core`). Pure: inputs
+//!   (each with `now`) in, outputs out.
 //! - [`net`]: the shell. The only place with sockets, clocks and files.
 
 pub mod config;
-pub mod core;
 pub mod net;
-pub mod proto;
 pub mod record;
 pub mod store;
+
+/// The protocol state machine, its wire types and its configuration (the `mppd-core` crate).
+pub use mppd_core as core;
+pub use mppd_core::proto;
 
 pub use crate::config::Config;
 pub use crate::core::{ConnId, Core, Input, Output, PeerInfo};

@@ -5,6 +5,9 @@
 //! take the [`Output`]s with [`Core::drain_outputs`], and call `handle(now, Input::Tick)` no later
 //! than [`Core::next_deadline`].
 
+pub mod config;
+pub mod proto;
+
 mod channel;
 mod ids;
 mod invariants;
