@@ -596,11 +596,22 @@ const OPTIONS: &[Opt] = &[
     Opt {
         name: "static",
         kind: Kind::Value("DIR"),
-        help: "Serve a web client's files from DIR (index.html for / and for room paths); \
-               empty: plain requests other than /health and /metrics get 400",
+        help: "Serve a web client's files from DIR (index.html for / and for room paths) instead \
+               of the built-in client",
         default: |c| c.static_dir.as_ref().map_or("none".to_string(), |p| p.display().to_string()),
         set: |c, v| {
             c.static_dir = (!v.is_empty()).then(|| v.into());
+            Ok(())
+        },
+    },
+    Opt {
+        name: "no-web-client",
+        kind: Kind::Switch,
+        help: "Do not serve the built-in web client: without --static, plain requests other \
+               than /health and /metrics get 400",
+        default: |c| (!c.web_client).to_string(),
+        set: |c, v| {
+            c.web_client = !boolean(v)?;
             Ok(())
         },
     },
@@ -776,6 +787,9 @@ mod tests {
         let (config, _) = run(&[], &[("MPPD_DATA_DIR", ""), ("MPPD_STATIC", "/srv/mpp")]).unwrap();
         assert_eq!(config.data_dir, None);
         assert_eq!(config.static_dir, Some("/srv/mpp".into()));
+        assert!(config.web_client, "the built-in client is on by default");
+        assert!(!run(&["--no-web-client"], &[]).unwrap().0.web_client);
+        assert!(!run(&[], &[("MPPD_NO_WEB_CLIENT", "1")]).unwrap().0.web_client);
     }
 
     #[test]

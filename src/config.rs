@@ -83,6 +83,8 @@ pub struct Config {
     pub save_delay_ms: u64,
     /// A web client's files, served for plain HTTP requests (README "Configuration").
     pub static_dir: Option<PathBuf>,
+    /// Serve the built-in web client at `/` and room paths when there is no `static_dir`.
+    pub web_client: bool,
 }
 
 impl Default for Config {
@@ -117,6 +119,7 @@ impl Default for Config {
             data_dir: Some(PathBuf::from("data")),
             save_delay_ms: 2_000,
             static_dir: None,
+            web_client: true,
         }
     }
 }

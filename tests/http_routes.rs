@@ -1,6 +1,6 @@
 //! Plain HTTP on the WebSocket port over real sockets: `/health`, `/metrics` (values follow
 //! what clients do), static files (types, caching, room paths, traversal refused), and `400`
-//! for everything else without `--static`.
+//! for everything else without a web client (`--no-web-client`, no `--static`).
 
 mod common;
 
@@ -63,7 +63,7 @@ fn health_reports_connections_and_rooms() {
 
 #[test]
 fn metrics_follow_clients_and_their_messages() {
-    let server = TestServer::new();
+    let server = TestServer::start(mppd::Config { web_client: false, ..test_config() });
     let before = get(server.addr(), "/metrics").1;
     assert!(header(&before, "Content-Type").is_some_and(|t| t.starts_with("text/plain; version=0.0.4")));
     assert_eq!(metric(&before, "mppd_connections_open"), 0);
@@ -90,8 +90,8 @@ fn metrics_follow_clients_and_their_messages() {
 }
 
 #[test]
-fn without_static_other_paths_get_400() {
-    let server = TestServer::new();
+fn without_a_web_client_other_paths_get_400() {
+    let server = TestServer::start(mppd::Config { web_client: false, ..test_config() });
     for path in ["/", "/index.html", "/some%20room"] {
         assert_eq!(get(server.addr(), path).0, 400, "{path}");
     }

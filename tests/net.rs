@@ -28,7 +28,7 @@ fn upgrade_is_accepted_on_any_path_and_b_comes_first() {
 
 #[test]
 fn plain_get_gets_a_complete_400_and_the_connection_closes() {
-    let server = TestServer::new();
+    let server = TestServer::start(mppd::Config { web_client: false, ..test_config() });
     let response = http_exchange(server.addr(), "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
     let (head, body) = response.split_once("\r\n\r\n").expect("a complete response head");
     assert!(head.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{head}");

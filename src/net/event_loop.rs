@@ -12,7 +12,7 @@ use super::counters::{LogLimiter, ShellCounters};
 use super::head::{
     Head, HeadStep, bad_request, forbidden, request_timeout, service_unavailable, status_of, too_many_requests,
 };
-use super::http::{StaticRoot, response, serve_static};
+use super::http::{Site, response, serve_site};
 use super::listeners::{Accepted, accept_one};
 use super::metrics::{LoopStats, Sources, health_json, prometheus};
 use super::pacing::FlushPacing;
@@ -116,8 +116,8 @@ pub(super) struct EventLoop {
     backlog: Vec<(usize, u64)>,
     /// Saving of names, colours and bans, when a data directory is configured.
     persistence: Option<Persistence>,
-    /// The web client's files, with `--static`.
-    static_root: Option<StaticRoot>,
+    /// The web client's files: built in, or a `--static` directory; none with `--no-web-client`.
+    site: Option<Site>,
     /// Frames, bytes and turn times, for metrics.
     loop_stats: LoopStats,
     /// The core's last output list, emptied, handed back to it for the next outputs.
@@ -169,15 +169,15 @@ impl EventLoop {
             pending_heads: 0,
             backlog: Vec::new(),
             persistence: None,
-            static_root: None,
+            site: None,
             loop_stats: LoopStats::new(),
             spare_outputs: Vec::new(),
         }
     }
 
-    /// Serves the files under `root` to plain HTTP requests.
-    pub(super) fn serve_static(&mut self, root: StaticRoot) {
-        self.static_root = Some(root);
+    /// Serves a web client's files to plain HTTP requests.
+    pub(super) fn serve_site(&mut self, site: Site) {
+        self.site = Some(site);
     }
 
     /// Loads the saved state into the core (before any input) and saves changes from now on.
@@ -468,7 +468,7 @@ impl EventLoop {
         }
     }
 
-    /// The answer to a plain GET or HEAD: health, metrics, a static file, or `400`.
+    /// The answer to a plain GET or HEAD: health, metrics, a web client's file, or `400`.
     fn plain_response(&self, request: &tungstenite::handshake::server::Request, head_only: bool) -> Vec<u8> {
         let sources = || Sources {
             stats: self.core.stats(),
@@ -485,7 +485,7 @@ impl EventLoop {
                 let body = prometheus(&sources());
                 response(200, "text/plain; version=0.0.4; charset=utf-8", no_store, body.as_bytes(), head_only)
             }
-            _ => serve_static(self.static_root.as_ref(), request, head_only).unwrap_or_else(bad_request),
+            _ => serve_site(self.site.as_ref(), request, head_only).unwrap_or_else(bad_request),
         }
     }
 

@@ -1,5 +1,6 @@
-//! Plain HTTP requests on the WebSocket port: `/health`, `/metrics`, and with `--static DIR` a
-//! web client's files. Everything else gets `400` (PROTOCOL.md §1.3). Each response is built
+//! Plain HTTP requests on the WebSocket port: `/health`, `/metrics`, and a web client's files:
+//! the built-in client ([`super::web_client`]) or, with `--static DIR`, a directory. Everything
+//! else gets `400` (PROTOCOL.md §1.3), as with `--no-web-client` and no `--static`. Each response is built
 //! whole and written by the connection's closing phase, which never blocks the loop; files are
 //! therefore capped at [`MAX_FILE_BYTES`] (larger ones are refused with a log line).
 //!
@@ -7,6 +8,7 @@
 //! `.`, hidden (starts with `.`), or holds a backslash or NUL; the resolved file is
 //! canonicalized and must still lie inside the canonical root, so symlinks cannot escape it.
 
+use super::web_client::WebClient;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -27,6 +29,26 @@ impl StaticRoot {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{} is not a directory", root.display())));
         }
         Ok(StaticRoot(root))
+    }
+}
+
+/// Where the web client's files come from.
+pub(super) enum Site {
+    /// `--static DIR`.
+    Directory(StaticRoot),
+    /// The client compiled into the binary.
+    BuiltIn(WebClient),
+}
+
+/// The answer to a GET or HEAD from the site, or `None` when there is none (the caller
+/// answers `400`).
+pub(super) fn serve_site(site: Option<&Site>, request: &Request, head_only: bool) -> Option<Vec<u8>> {
+    match site? {
+        Site::Directory(root) => Some(serve_static(root, request, head_only)),
+        Site::BuiltIn(client) => {
+            let file = client.file(request.uri().path());
+            Some(cached_response(file.body, &file.etag, None, file.content_type, request, head_only))
+        }
     }
 }
 
@@ -60,17 +82,15 @@ fn plain(status: u16, head_only: bool) -> Vec<u8> {
     response(status, "text/plain; charset=utf-8", "", body.as_bytes(), head_only)
 }
 
-/// The answer to a GET or HEAD from the static directory, or `None` when there is none (the
-/// caller answers `400`).
-pub(super) fn serve_static(root: Option<&StaticRoot>, request: &Request, head_only: bool) -> Option<Vec<u8>> {
-    let root = root?;
+/// The answer to a GET or HEAD from the static directory.
+fn serve_static(root: &StaticRoot, request: &Request, head_only: bool) -> Vec<u8> {
     let Some(segments) = decode_path(request.uri().path()) else {
-        return Some(plain(400, head_only));
+        return plain(400, head_only);
     };
     let Some(file) = resolve(&root.0, &segments) else {
-        return Some(plain(404, head_only));
+        return plain(404, head_only);
     };
-    Some(file_response(&file, request, head_only))
+    file_response(&file, request, head_only)
 }
 
 /// Percent-decodes a path and splits it into segments; `None` for anything unsafe.
@@ -124,25 +144,8 @@ fn file_response(path: &Path, request: &Request, head_only: bool) -> Vec<u8> {
     }
     let modified = meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs());
     let etag = format!("\"{:x}-{:x}\"", meta.len(), modified);
-    let last_modified = http_date(modified);
-    let is_page = path.extension().is_some_and(|e| e == "html");
-    let cache = if is_page { "no-cache" } else { "public, max-age=3600" };
-    let headers = format!("ETag: {etag}\r\nLast-Modified: {last_modified}\r\nCache-Control: {cache}\r\n");
-    let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
-    let fresh = match header("if-none-match") {
-        Some(tags) => tags.split(',').any(|t| t.trim() == etag || t.trim() == "*"),
-        None => header("if-modified-since") == Some(last_modified.as_str()),
-    };
-    if fresh {
-        let mut out = response(304, mime_type(path), &headers, b"", true);
-        // A 304 carries no body and no length of one.
-        if let Some(at) = find(&out, b"Content-Length: 0\r\n") {
-            out.drain(at..at + "Content-Length: 0\r\n".len());
-        }
-        return out;
-    }
     match fs::read(path) {
-        Ok(body) => response(200, mime_type(path), &headers, &body, head_only),
+        Ok(body) => cached_response(&body, &etag, Some(&http_date(modified)), mime_type(path), request, head_only),
         Err(e) => {
             log::warn!("cannot read {}: {e}", path.display());
             plain(404, head_only)
@@ -150,12 +153,45 @@ fn file_response(path: &Path, request: &Request, head_only: bool) -> Vec<u8> {
     }
 }
 
+/// A file's `200`, or `304` when the request's validators match: `ETag` (and `Last-Modified`
+/// when known) plus `Cache-Control` (pages are revalidated each time, other files kept an hour).
+fn cached_response(
+    body: &[u8],
+    etag: &str,
+    last_modified: Option<&str>,
+    content_type: &str,
+    request: &Request,
+    head_only: bool,
+) -> Vec<u8> {
+    let is_page = content_type.starts_with("text/html");
+    let cache = if is_page { "no-cache" } else { "public, max-age=3600" };
+    let mut headers = format!("ETag: {etag}\r\n");
+    if let Some(date) = last_modified {
+        headers.push_str(&format!("Last-Modified: {date}\r\n"));
+    }
+    headers.push_str(&format!("Cache-Control: {cache}\r\n"));
+    let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
+    let fresh = match header("if-none-match") {
+        Some(tags) => tags.split(',').any(|t| t.trim() == etag || t.trim() == "*"),
+        None => last_modified.is_some() && header("if-modified-since") == last_modified,
+    };
+    if fresh {
+        let mut out = response(304, content_type, &headers, b"", true);
+        // A 304 carries no body and no length of one.
+        if let Some(at) = find(&out, b"Content-Length: 0\r\n") {
+            out.drain(at..at + "Content-Length: 0\r\n".len());
+        }
+        return out;
+    }
+    response(200, content_type, &headers, body, head_only)
+}
+
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// The Content-Type for a file name's extension.
-fn mime_type(path: &Path) -> &'static str {
+pub(super) fn mime_type(path: &Path) -> &'static str {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
     match ext.as_str() {
         "html" | "htm" => "text/html; charset=utf-8",

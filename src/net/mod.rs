@@ -2,7 +2,7 @@
 //!
 //! One thread runs a mio poll loop over the listeners and a slab of connections. Each connection
 //! reads its HTTP request head itself, then becomes a WebSocket (any path) or gets a plain HTTP
-//! answer (health, metrics, static files, or `400`).
+//! answer (health, metrics, the web client's files, or `400`).
 //! Text frames go to the [`Core`](crate::core::Core) with the current time; its outputs are
 //! queued per connection and flushed once per loop turn. Nothing here interprets the protocol.
 //!
@@ -29,6 +29,7 @@ mod persist;
 mod realip;
 mod stream;
 mod timers;
+mod web_client;
 mod ws;
 
 use crate::config::Config;
@@ -73,8 +74,9 @@ pub struct Server {
     recorder: Option<Recorder>,
     /// The saved state to restore and the thread that saves it, with a data directory.
     persistence: Option<(Snapshot, Saver)>,
-    /// The canonical static directory, with `--static`.
-    static_root: Option<http::StaticRoot>,
+    /// The web client's files: a `--static` directory (canonical), else the built-in client
+    /// unless it is turned off.
+    site: Option<http::Site>,
 }
 
 impl Server {
@@ -93,7 +95,10 @@ impl Server {
         }
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let shutdown = ShutdownHandle { waker, requested: Arc::new(AtomicBool::new(false)) };
-        let static_root = config.static_dir.as_deref().map(http::StaticRoot::open).transpose()?;
+        let site = match config.static_dir.as_deref() {
+            Some(dir) => Some(http::Site::Directory(http::StaticRoot::open(dir)?)),
+            None => config.web_client.then(|| http::Site::BuiltIn(web_client::WebClient::new())),
+        };
         let persistence = match &config.data_dir {
             Some(dir) => {
                 let store = Store::open(dir);
@@ -117,7 +122,7 @@ impl Server {
             ),
             None => None,
         };
-        Ok(Server { poll, listeners, shutdown, config, recorder, persistence, static_root })
+        Ok(Server { poll, listeners, shutdown, config, recorder, persistence, site })
     }
 
     /// The addresses actually bound, in the order of `config.listen`.
@@ -141,8 +146,8 @@ impl Server {
         if let Some((snapshot, saver)) = self.persistence {
             event_loop.restore(snapshot, saver);
         }
-        if let Some(root) = self.static_root {
-            event_loop.serve_static(root);
+        if let Some(site) = self.site {
+            event_loop.serve_site(site);
         }
         event_loop.run()
     }

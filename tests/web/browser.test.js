@@ -1,0 +1,201 @@
+// The built-in web client in headless Chromium, served by the real mppd binary: two pages, each
+// with its own client address (mppd trusts X-Forwarded-For from 127.0.0.1 here, and each page
+// sends a different one), play together in one room: they see each other, chat and notes cross
+// both ways, a room made on page A shows in page B's room list, and the crown holder's settings
+// reach B. Screenshots of both pages go to target/web-client/.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdirSync, existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repo = path.resolve(here, '../..');
+const MPPD = process.env.MPPD_BIN || path.join(repo, 'target/debug/mppd');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const SHOTS = path.join(repo, 'target/web-client');
+const WAIT = Number(process.env.MPPD_TEST_WAIT_MS || 10000);
+
+let server;
+let base;
+let browser;
+const pages = {};
+const problems = [];
+
+/** Starts mppd on a free port of 127.0.0.1 and resolves with its address. */
+function startServer() {
+  return new Promise((resolve, reject) => {
+    const child = spawn(MPPD, [
+      '--listen', '127.0.0.1:0', '--data-dir', '', '--trusted-proxy', '127.0.0.1', '--log-level', 'info',
+    ], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '';
+    const timer = setTimeout(() => reject(new Error(`mppd did not start:\n${log}`)), WAIT);
+    const read = (chunk) => {
+      log += chunk;
+      const m = /listening on (127\.0\.0\.1:\d+)/.exec(log);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ child, addr: m[1] });
+      }
+    };
+    child.stdout.on('data', read);
+    child.stderr.on('data', read);
+    child.on('error', reject);
+    child.on('exit', (code) => reject(new Error(`mppd exited with ${code}:\n${log}`)));
+  });
+}
+
+/** A page of its own browser context, seen by the server as a client at `ip`. */
+async function openPage(name, ip, room) {
+  const context = await browser.newContext({
+    viewport: { width: 1280, height: 760 },
+    extraHTTPHeaders: { 'X-Forwarded-For': ip },
+  });
+  const page = await context.newPage();
+  page.on('pageerror', (e) => problems.push(`${name}: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error') problems.push(`${name} console: ${m.text()}`);
+  });
+  await page.goto(`${base}/${encodeURIComponent(room)}`);
+  await page.evaluate(() => {
+    // What this page receives, for the assertions below.
+    window.seen = { a: [], n: [] };
+    MPP.client.on('a', (m) => window.seen.a.push(m));
+    MPP.client.on('n', (m) => window.seen.n.push(m));
+  });
+  return page;
+}
+
+const until = (page, fn, arg) => page.waitForFunction(fn, arg, { timeout: WAIT });
+
+before(async () => {
+  assert.ok(existsSync(MPPD), `build mppd first (${MPPD})`);
+  server = await startServer();
+  base = `http://${server.addr}`;
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    // Playwright gives each launch a fresh --user-data-dir of its own.
+    args: [
+      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    ],
+  });
+  pages.a = await openPage('A', '198.51.100.1', 'Piano test');
+  pages.b = await openPage('B', '198.51.100.2', 'Piano test');
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  if (server) server.child.kill('SIGTERM');
+});
+
+test('the page is the piano and both pages are in the room as two people', async () => {
+  const { a, b } = pages;
+  for (const page of [a, b]) {
+    await until(page, () => MPP.client.channel && MPP.client.channel._id === 'Piano test'
+      && Object.keys(MPP.client.ppl).length === 2);
+    assert.equal(await page.locator('#piano .key').count(), 88);
+    assert.equal(await page.locator('#people .person').count(), 2);
+  }
+  const idA = await a.evaluate(() => MPP.client.participantId);
+  const idB = await b.evaluate(() => MPP.client.participantId);
+  assert.notEqual(idA, idB, 'each page is its own user (X-Forwarded-For reached the upgrade)');
+  assert.ok(await b.evaluate((id) => id in MPP.client.ppl, idA));
+  assert.ok(await a.evaluate((id) => id in MPP.client.ppl, idB));
+  assert.equal(await a.evaluate(() => MPP.client.getOwnParticipant().id), idA);
+});
+
+test('names set in the dialog reach the other page', async () => {
+  for (const [page, other, name] of [[pages.a, pages.b, 'Alice'], [pages.b, pages.a, 'Bob']]) {
+    await page.click('#me-button');
+    await page.fill('#me-name-input', name);
+    await page.click('#me-form button[type=submit]');
+    await until(other, (n) => Object.values(MPP.client.ppl).some((p) => p.name === n), name);
+    await until(other, (n) => document.getElementById('people').textContent.includes(n), name);
+  }
+});
+
+test('chat crosses both ways', async () => {
+  const { a, b } = pages;
+  await a.fill('#chat-input', 'hello from A');
+  await a.press('#chat-input', 'Enter');
+  await until(b, () => document.getElementById('chat-log').textContent.includes('hello from A'));
+  await b.evaluate(() => MPP.chat.send('hello from B'));
+  await until(a, () => seen.a.some((m) => m.a === 'hello from B' && m.p.name === 'Bob'));
+  await until(a, () => document.getElementById('chat-log').textContent.includes('hello from B'));
+});
+
+test('notes cross both ways, batched with the sender id', async () => {
+  const { a, b } = pages;
+  const idA = await a.evaluate(() => MPP.client.participantId);
+  await a.evaluate(() => {
+    MPP.press('c3', 0.8);
+    MPP.press('e3', 0.6);
+    MPP.release('c3');
+  });
+  const fromA = await until(b, (id) => {
+    const msg = seen.n.find((m) => m.p === id);
+    return msg && msg.n.length >= 3 && msg;
+  }, idA);
+  const msg = await fromA.jsonValue();
+  assert.deepEqual(msg.n.map((n) => n.n), ['c3', 'e3', 'c3']);
+  assert.equal(msg.n[2].s, 1);
+  assert.equal(typeof msg.t, 'number');
+  const idB = await b.evaluate(() => MPP.client.participantId);
+  await b.mouse.move(640, 300);
+  // B plays with the mouse on a key of the drawn keyboard.
+  const key = b.locator('#piano .key[data-note="a3"]');
+  await key.click();
+  await until(a, (id) => seen.n.some((m) => m.p === id && m.n.some((n) => n.n === 'a3' && !n.s)), idB);
+  // A lights the key in B's colour when the note sounds.
+  await until(a, () => document.querySelector('#piano .key[data-note="a3"]').classList.contains('lit'));
+});
+
+test('a room made on page A shows in the room list of page B', async () => {
+  const { a, b } = pages;
+  await b.click('#room-button');
+  await until(b, () => document.querySelector('#room-list [data-room="Piano test"]'));
+  await a.click('#room-button');
+  await a.fill('#new-room-name', 'Made by A');
+  await a.click('#new-room-form button[type=submit]');
+  await until(a, () => MPP.client.channel._id === 'Made by A' && MPP.client.isOwner());
+  assert.equal(await a.evaluate(() => location.pathname), '/Made%20by%20A');
+  await until(b, () => document.querySelector('#room-list [data-room="Made by A"]'));
+  await b.click('#room-list [data-room="Made by A"]');
+  await until(b, () => MPP.client.channel._id === 'Made by A' && Object.keys(MPP.client.ppl).length === 2);
+  await until(a, () => Object.keys(MPP.client.ppl).length === 2);
+});
+
+test("the crown holder's settings reach the other page", async () => {
+  const { a, b } = pages;
+  assert.equal(await b.locator('#settings-button').isHidden(), true, 'B holds no crown');
+  await a.click('#settings-button');
+  await a.fill('#set-color', '#6a2f7a');
+  await a.fill('#set-limit', '12');
+  await a.click('#settings-form button[type=submit]');
+  await until(b, () => MPP.client.channel.settings.color === '#6a2f7a' && MPP.client.channel.settings.limit === 12);
+  await until(b, () => document.body.style.getPropertyValue('--room') === '#6a2f7a');
+  // B's list entry for the room follows too.
+  await b.click('#room-button');
+  await until(b, () => document.querySelector('#room-list [data-room="Made by A"] .badge').textContent === '2/12');
+  await b.keyboard.press('Escape');
+});
+
+test('screenshots of both pages', async () => {
+  const { a, b } = pages;
+  mkdirSync(SHOTS, { recursive: true });
+  await a.mouse.move(420, 260);
+  await b.mouse.move(900, 220);
+  await a.evaluate(() => MPP.chat.send('Shall we play a duet?'));
+  await until(b, () => document.getElementById('chat-log').textContent.includes('duet'));
+  await until(a, () => document.querySelectorAll('.cursor:not([hidden])').length === 1);
+  // A chord from B, lit on A when it sounds there.
+  await b.evaluate(() => ['c3', 'e3', 'g3', 'c4'].forEach((n) => MPP.press(n, 0.7)));
+  await until(a, () => document.querySelector('#piano .key[data-note="g3"]').classList.contains('lit'));
+  await a.evaluate(() => ['a2', 'e3'].forEach((n) => MPP.press(n, 0.7)));
+  await a.screenshot({ path: path.join(SHOTS, 'page-a.png') });
+  await b.screenshot({ path: path.join(SHOTS, 'page-b.png') });
+  assert.deepEqual(problems, [], 'no page errors');
+});
