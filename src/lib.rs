@@ -15,7 +15,7 @@ pub use mppd_core as core;
 pub use mppd_core::proto;
 
 pub use crate::config::Config;
-pub use crate::core::{ConnId, Core, Input, Output, PeerInfo};
+pub use crate::core::{ConnId, Core, Input, Millis, Output, PeerInfo};
 
 /// This build's version, as recorded in recordings and reported by `/health`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

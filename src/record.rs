@@ -16,7 +16,7 @@
 //! themselves.
 
 use crate::config::CoreConfig;
-use crate::core::{ConnId, Core, Input, Output, PeerInfo, Snapshot};
+use crate::core::{ConnId, Core, Input, Millis, Output, PeerInfo, Snapshot};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;
@@ -69,10 +69,10 @@ pub struct Header {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "in", rename_all = "lowercase")]
 pub enum InputLine {
-    Open { at: u64, conn: usize, ip: IpAddr },
-    Text { at: u64, conn: usize, text: String },
-    Closed { at: u64, conn: usize },
-    Tick { at: u64 },
+    Open { at: Millis, conn: usize, ip: IpAddr },
+    Text { at: Millis, conn: usize, text: String },
+    Closed { at: Millis, conn: usize },
+    Tick { at: Millis },
 }
 
 /// One output line.
@@ -100,7 +100,7 @@ enum Line {
 }
 
 impl InputLine {
-    pub fn from_input(now: u64, input: &Input<'_>) -> InputLine {
+    pub fn from_input(now: Millis, input: &Input<'_>) -> InputLine {
         match input {
             Input::Open { conn, peer } => InputLine::Open { at: now, conn: conn.0, ip: peer.ip },
             Input::Text { conn, text } => InputLine::Text { at: now, conn: conn.0, text: (*text).to_string() },
@@ -191,7 +191,7 @@ impl Recorder {
     }
 
     /// Records one input, just before the core handles it.
-    pub fn input(&mut self, now: u64, input: &Input<'_>) {
+    pub fn input(&mut self, now: Millis, input: &Input<'_>) {
         let mut line = InputLine::from_input(now, input);
         if let (Some(map), InputLine::Open { ip, .. }) = (self.pseudonyms.as_mut(), &mut line) {
             let next = u32::try_from(map.len() + 1).unwrap_or(u32::MAX);
@@ -200,12 +200,9 @@ impl Recorder {
         self.write_line(&to_line(&line));
     }
 
-    /// Records the outputs of the last input, if outputs are recorded.
-    pub fn outputs(&mut self, outputs: &[Output]) {
-        if !self.with_outputs {
-            return;
-        }
-        for output in outputs {
+    /// Records one output of the last input, if outputs are recorded.
+    pub fn output(&mut self, output: &Output) {
+        if self.with_outputs {
             self.write_line(&to_line(&OutputLine::from_output(output)));
         }
     }
@@ -332,7 +329,7 @@ pub fn replay(reader: impl BufRead, check: bool, out: &mut impl Write) -> Result
                 }
                 input.apply(&mut core);
                 report.inputs += 1;
-                for output in core.drain_outputs() {
+                while let Some(output) = core.poll_output() {
                     let text = to_line(&OutputLine::from_output(&output));
                     report.outputs += 1;
                     if check {
@@ -495,7 +492,7 @@ mod tests {
         let config = CoreConfig { id_salt: "secret".into(), ..CoreConfig::default() };
         let mut rec = Recorder::create(&path, &config, false, AddressMode::Pseudonymous).unwrap();
         for ip in ["203.0.113.9", "198.51.100.7", "203.0.113.9"] {
-            rec.input(5, &Input::Open { conn: ConnId(1), peer: PeerInfo { ip: ip.parse().unwrap() } });
+            rec.input(Millis::from_ms(5), &Input::Open { conn: ConnId(1), peer: PeerInfo { ip: ip.parse().unwrap() } });
         }
         rec.flush();
         let text = std::fs::read_to_string(&path).unwrap();

@@ -4,7 +4,7 @@
 mod core_support;
 
 use core_support::{Sim, T0, ip};
-use mppd::core::{SavedBan, SavedProfile, Snapshot};
+use mppd::core::{Millis, SavedBan, SavedProfile, Snapshot};
 use serde_json::json;
 
 fn send(sim: &mut Sim, conn: mppd::ConnId, msg: serde_json::Value) {
@@ -30,14 +30,14 @@ fn snapshot_holds_profiles_and_live_bans_in_a_stable_order() {
     send(&mut sim, a, json!({"m": "userset", "set": {"name": "Ay"}}));
     assert_ne!(sim.core.persist_generation(), generation, "a rename must ask for a save");
     let (_, banned) = room_with_ban(&mut sim, 60_000);
-    let snap = sim.core.snapshot(sim.now);
+    let snap = sim.core.snapshot(Millis::from_ms(sim.now));
     assert_eq!(snap.profiles.len(), 2);
     assert!(snap.profiles.windows(2).all(|w| w[0].id < w[1].id), "sorted by id");
     assert!(snap.profiles.iter().any(|p| p.name == "Bee" && p.color == "#abcdef"));
     assert_eq!(snap.bans.len(), 1);
     assert_eq!(snap.bans[0].channel, "r");
     assert_eq!(snap.bans[0].user.to_hex(), banned);
-    assert_eq!(snap.bans[0].until, sim.now + 60_000);
+    assert_eq!(snap.bans[0].until.as_ms(), sim.now + 60_000);
     // Expired bans are not saved.
     assert!(sim.core.snapshot(snap.bans[0].until).bans.is_empty());
     // The file form round-trips.
@@ -50,7 +50,7 @@ fn restored_profile_is_used_at_the_next_hi() {
     let mut sim = Sim::new();
     let (conn, id) = sim.hi(&ip(5));
     send(&mut sim, conn, json!({"m": "userset", "set": {"name": "Kept", "color": "#102030"}}));
-    let snap = sim.core.snapshot(sim.now);
+    let snap = sim.core.snapshot(Millis::from_ms(sim.now));
 
     let mut restarted = Sim::new();
     restarted.core.restore(snap);
@@ -66,7 +66,7 @@ fn restored_profile_is_used_at_the_next_hi() {
 fn restored_ban_applies_when_the_room_is_created_again() {
     let mut sim = Sim::new();
     let (_, banned) = room_with_ban(&mut sim, 600_000);
-    let snap = sim.core.snapshot(sim.now);
+    let snap = sim.core.snapshot(Millis::from_ms(sim.now));
 
     let mut restarted = Sim::new();
     restarted.now = sim.now + 1_000;
@@ -81,7 +81,7 @@ fn restored_ban_applies_when_the_room_is_created_again() {
     restarted.ch(c, "r");
     let got = restarted.take(c);
     assert!(!got.iter().any(|m| m["m"] == "ch" && m["ch"]["_id"] == "r"), "{got:?}");
-    let again = restarted.core.snapshot(restarted.now);
+    let again = restarted.core.snapshot(Millis::from_ms(restarted.now));
     assert_eq!(again.bans, snap.bans);
     assert_eq!(again.bans[0].user.to_hex(), banned);
 }
@@ -90,16 +90,16 @@ fn restored_ban_applies_when_the_room_is_created_again() {
 fn expired_restored_bans_are_dropped() {
     let mut sim = Sim::new();
     room_with_ban(&mut sim, 60_000);
-    let snap = sim.core.snapshot(sim.now);
+    let snap = sim.core.snapshot(Millis::from_ms(sim.now));
 
     let mut restarted = Sim::new();
-    restarted.now = snap.bans[0].until + 1;
+    restarted.now = snap.bans[0].until.as_ms() + 1;
     restarted.core.restore(snap);
     let (c, _) = restarted.hi(&ip(2));
     restarted.ch(c, "r");
     let got = restarted.take(c);
     assert!(got.iter().any(|m| m["m"] == "ch" && m["ch"]["_id"] == "r"), "{got:?}");
-    assert!(restarted.core.snapshot(restarted.now).bans.is_empty());
+    assert!(restarted.core.snapshot(Millis::from_ms(restarted.now)).bans.is_empty());
 }
 
 #[test]
@@ -112,7 +112,7 @@ fn bans_die_with_the_room_and_that_asks_for_a_save() {
     let generation = sim.core.persist_generation();
     sim.disconnect(owner);
     assert_ne!(sim.core.persist_generation(), generation);
-    assert!(sim.core.snapshot(sim.now).bans.is_empty());
+    assert!(sim.core.snapshot(Millis::from_ms(sim.now)).bans.is_empty());
 }
 
 #[test]
@@ -123,11 +123,11 @@ fn invalid_saved_entries_are_skipped() {
             SavedProfile { id, name: "bad\nname".into(), color: "#000000".into() },
             SavedProfile { id, name: "ok".into(), color: "#fff".into() },
         ],
-        bans: vec![SavedBan { channel: "lobby".into(), user: id, until: T0 + 1_000_000 }],
+        bans: vec![SavedBan { channel: "lobby".into(), user: id, until: Millis::from_ms(T0 + 1_000_000) }],
     };
     let mut sim = Sim::new();
     sim.core.restore(snap);
-    assert_eq!(sim.core.snapshot(sim.now), Snapshot::default());
+    assert_eq!(sim.core.snapshot(Millis::from_ms(sim.now)), Snapshot::default());
     assert!(
         serde_json::from_str::<Snapshot>(r##"{"profiles":[{"id":"nothex","name":"a","color":"#000000"}]}"##).is_err()
     );

@@ -83,7 +83,7 @@ fn ping_timeout_at(start: u64) {
     // `hi.t` is the server time, to the millisecond.
     assert_eq!(sim.frames.last().map(|f| f.0), Some(a));
     assert!(sim.frames.last().unwrap().1.contains(&format!("\"t\":{start}")), "start {start}");
-    assert_eq!(sim.core.next_deadline(), Some(start + 60_000), "start {start}");
+    assert_eq!(sim.core.next_deadline().map(mppd::Millis::as_ms), Some(start + 60_000), "start {start}");
 
     sim.advance(59_999);
     assert!(sim.is_open(silent) && sim.is_open(a), "start {start}");
@@ -94,13 +94,13 @@ fn ping_timeout_at(start: u64) {
     assert!(sim.is_open(a), "start {start}");
 
     // The `t` at start + 59 999 moved the deadline to start + 119 999.
-    assert_eq!(sim.core.next_deadline(), Some(start + 119_999), "start {start}");
+    assert_eq!(sim.core.next_deadline().map(mppd::Millis::as_ms), Some(start + 119_999), "start {start}");
     sim.advance(59_998);
     assert!(sim.is_open(a), "start {start}");
     sim.advance(1);
     assert_eq!(sim.closed.get(&a).map(|c| c.0), Some(4004), "start {start}");
     assert_eq!(sim.core.stats().connections, 0);
-    assert_eq!(sim.core.next_deadline(), None);
+    assert_eq!(sim.core.next_deadline().map(mppd::Millis::as_ms), None);
 }
 
 #[test]
@@ -115,7 +115,7 @@ fn ping_timeout_longer_than_u32_ms() {
     let timeout = TWO_32 + 5;
     let mut sim = sim_at(CoreConfig { ping_timeout_ms: timeout, ..CoreConfig::default() }, Y2100);
     let (a, _) = sim.hi(&ip(1));
-    assert_eq!(sim.core.next_deadline(), Some(Y2100 + timeout));
+    assert_eq!(sim.core.next_deadline().map(mppd::Millis::as_ms), Some(Y2100 + timeout));
     sim.advance(timeout - 1);
     assert!(sim.is_open(a));
     sim.advance(1);
@@ -331,7 +331,7 @@ fn cursor_flush_at(start: u64) {
     sim.advance(10);
     send(&mut sim, a, json!({"m": "m", "x": 2, "y": 2}));
     assert!(sim.take(b).is_empty(), "start {start}: not coalesced");
-    assert_eq!(sim.core.next_deadline(), Some(sent_at + 40), "start {start}");
+    assert_eq!(sim.core.next_deadline().map(mppd::Millis::as_ms), Some(sent_at + 40), "start {start}");
     sim.advance(29);
     assert!(sim.take(b).is_empty(), "start {start}: flushed early");
     sim.advance(1);
@@ -357,12 +357,12 @@ fn deadlines_saturate_next_to_u64_max() {
     let (b, idb) = sim.join(&ip(2), "room");
     sim.clear_all();
     // Ping deadlines are start + 60 s, still representable.
-    assert_eq!(sim.core.next_deadline(), Some(start + 60_000));
+    assert_eq!(sim.core.next_deadline().map(mppd::Millis::as_ms), Some(start + 60_000));
     advance_to(&mut sim, start + 59_000);
     send(&mut sim, a, json!({"m": "t"}));
     send(&mut sim, b, json!({"m": "t"}));
     // 59 000 + 60 000 > 100 000: both deadlines are now u64::MAX.
-    assert_eq!(sim.core.next_deadline(), Some(u64::MAX));
+    assert_eq!(sim.core.next_deadline().map(mppd::Millis::as_ms), Some(u64::MAX));
     chat(&mut sim, a, "hello");
     assert_eq!(sim.take_m(b, "a")[0]["t"], sim.now);
     send(&mut sim, a, notes(3));

@@ -4,9 +4,9 @@
 
 use libfuzzer_sys::fuzz_target;
 use mppd::config::CoreConfig;
-use mppd::{ConnId, Core, Input, Output, PeerInfo};
+use mppd::{ConnId, Core, Input, Millis, Output, PeerInfo};
 
-const NOW: u64 = 1_700_000_000_000;
+const NOW: Millis = Millis::from_ms(1_700_000_000_000);
 
 fuzz_target!(|data: &[u8]| {
     // The shell only hands over valid UTF-8 (anything else is closed with 1007).
@@ -17,10 +17,10 @@ fuzz_target!(|data: &[u8]| {
         core.handle(NOW, Input::Open { conn, peer: PeerInfo { ip: ip.parse().unwrap() } });
         core.handle(NOW, Input::Text { conn, text: r#"[{"m":"hi"},{"m":"ch","_id":"room"},{"m":"+ls"},{"m":"+custom"}]"# });
     }
-    core.drain_outputs().for_each(drop);
-    core.handle(NOW + 1, Input::Text { conn: ConnId(1), text });
-    core.handle(NOW + 100_000, Input::Tick);
-    for output in core.drain_outputs() {
+    while core.poll_output().is_some() {}
+    core.handle(NOW.plus(1), Input::Text { conn: ConnId(1), text });
+    core.handle(NOW.plus(100_000), Input::Tick);
+    while let Some(output) = core.poll_output() {
         if let Output::Send { frame, .. } = output {
             // Everything the server sends is a JSON array.
             let value: serde_json::Value = serde_json::from_str(&frame).expect("output frames are JSON");

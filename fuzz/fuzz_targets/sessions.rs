@@ -7,7 +7,7 @@
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use mppd::config::CoreConfig;
-use mppd::{ConnId, Core, Input, Output, PeerInfo};
+use mppd::{ConnId, Core, Input, Millis, Output, PeerInfo};
 use std::collections::BTreeSet;
 
 #[derive(Arbitrary, Debug)]
@@ -81,7 +81,7 @@ fn render(m: &Message) -> String {
 
 fuzz_target!(|ops: Vec<Op>| {
     let mut core = Core::new(CoreConfig { lobby_capacity: 3, ..CoreConfig::default() });
-    let mut now = 1_700_000_000_000u64;
+    let mut now = Millis::from_ms(1_700_000_000_000);
     let mut open = BTreeSet::new();
     for op in ops.iter().take(500) {
         match op {
@@ -109,11 +109,11 @@ fuzz_target!(|ops: Vec<Op>| {
                 core.handle(now, Input::Text { conn, text });
             }
             Op::Advance { ms } => {
-                now += u64::from(*ms) * 10;
+                now = now.plus(u64::from(*ms) * 10);
                 core.handle(now, Input::Tick);
             }
         }
-        for output in core.drain_outputs() {
+        while let Some(output) = core.poll_output() {
             match output {
                 Output::Send { conn, .. } => assert!(open.contains(&conn), "output to closed {conn:?}"),
                 Output::Close { conn, .. } => assert!(open.remove(&conn), "close of closed {conn:?}"),

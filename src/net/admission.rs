@@ -7,6 +7,7 @@
 
 use super::realip::{IpCidr, is_in};
 use crate::config::Rate;
+use crate::core::Millis;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
 
@@ -47,19 +48,19 @@ pub(super) struct Admission {
     rate_tat: HashMap<IpAddr, u128>,
     /// Size of `rate_tat` after the last sweep, and when the next timed sweep is due.
     swept_len: usize,
-    next_sweep: u64,
+    next_sweep: Millis,
 }
 
 impl Admission {
     pub(super) fn new(mut config: AdmissionConfig) -> Admission {
         config.allowed_origins = config.allowed_origins.iter().map(|o| normalise_origin(o.as_bytes())).collect();
-        Admission { config, live: HashMap::new(), rate_tat: HashMap::new(), swept_len: 0, next_sweep: 0 }
+        Admission { config, live: HashMap::new(), rate_tat: HashMap::new(), swept_len: 0, next_sweep: Millis::ZERO }
     }
 
     /// Decides on an upgrade from `ip` (the real client address) carrying `origin`. On success
     /// the connection counts against its address until [`release`](Self::release) is called
     /// with the returned key (`None`: the address is exempt and nothing was counted).
-    pub(super) fn admit(&mut self, ip: IpAddr, origin: Option<&[u8]>, now: u64) -> Result<Option<IpAddr>, Refusal> {
+    pub(super) fn admit(&mut self, ip: IpAddr, origin: Option<&[u8]>, now: Millis) -> Result<Option<IpAddr>, Refusal> {
         if !self.origin_allowed(origin) {
             return Err(Refusal::Origin);
         }
@@ -75,7 +76,7 @@ impl Admission {
         let rate = self.config.rate;
         if rate.count > 0 && rate.per_ms > 0 {
             let count = u128::from(rate.count);
-            let now_scaled = u128::from(now) * count;
+            let now_scaled = u128::from(now.as_ms()) * count;
             let window = u128::from(rate.per_ms) * count;
             let tat = self.rate_tat.get(&key).copied().unwrap_or(0).max(now_scaled) + u128::from(rate.per_ms);
             if tat - now_scaled > window {
@@ -125,15 +126,15 @@ impl Admission {
 
     /// Drops rate entries whose window has passed, every `per_ms` and whenever the table
     /// doubled since the last sweep, so it holds about the addresses of one window.
-    fn sweep(&mut self, now: u64) {
+    fn sweep(&mut self, now: Millis) {
         let grown = self.rate_tat.len() >= (2 * self.swept_len).max(SWEEP_MIN_ENTRIES);
         if now < self.next_sweep && !grown {
             return;
         }
-        let now_scaled = u128::from(now) * u128::from(self.config.rate.count);
+        let now_scaled = u128::from(now.as_ms()) * u128::from(self.config.rate.count);
         self.rate_tat.retain(|_, tat| *tat > now_scaled);
         self.swept_len = self.rate_tat.len();
-        self.next_sweep = now.saturating_add(self.config.rate.per_ms.max(1000));
+        self.next_sweep = now.plus(self.config.rate.per_ms.max(1000));
     }
 }
 
@@ -146,7 +147,7 @@ fn normalise_origin(origin: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    const T: u64 = 1_700_000_000_000;
+    const T: Millis = Millis::from_ms(1_700_000_000_000);
 
     fn config() -> AdmissionConfig {
         AdmissionConfig {
@@ -185,13 +186,13 @@ mod tests {
         }
         // One slot comes back every 10 000 / 3 ms.
         assert_eq!(a.admit(ip("1.2.3.4"), None, T), Err(Refusal::Rate { retry_after_s: 4 }));
-        assert_eq!(a.admit(ip("1.2.3.4"), None, T + 3_000), Err(Refusal::Rate { retry_after_s: 1 }));
-        assert!(a.admit(ip("1.2.3.4"), None, T + 3_334).is_ok());
-        assert!(a.admit(ip("1.2.3.4"), None, T + 3_334).is_err());
+        assert_eq!(a.admit(ip("1.2.3.4"), None, T.plus(3_000)), Err(Refusal::Rate { retry_after_s: 1 }));
+        assert!(a.admit(ip("1.2.3.4"), None, T.plus(3_334)).is_ok());
+        assert!(a.admit(ip("1.2.3.4"), None, T.plus(3_334)).is_err());
         // Other addresses are not affected.
         assert!(a.admit(ip("1.2.3.5"), None, T).is_ok());
         // After a full window everything is forgotten at the next sweep.
-        assert!(a.admit(ip("9.9.9.9"), None, T + 20_000).is_ok());
+        assert!(a.admit(ip("9.9.9.9"), None, T.plus(20_000)).is_ok());
         assert_eq!(a.table_sizes().1, 1);
     }
 
@@ -231,7 +232,7 @@ mod tests {
         let mut a = Admission::new(config());
         let mut now = T;
         for i in 0..200_000u32 {
-            now += 1;
+            now = now.plus(1);
             let key = a.admit(IpAddr::from(i.to_be_bytes()), None, now).unwrap().unwrap();
             a.release(key);
         }

@@ -1,8 +1,9 @@
-//! The shell's clock: milliseconds since the Unix epoch that never go backwards.
+//! The shell's clock: [`Millis`] since the Unix epoch that never go backwards.
 //!
 //! The wall clock is read once at start; after that only the monotonic clock advances it, so a
 //! system clock step cannot reorder the core's timers.
 
+use crate::core::Millis;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// Monotonic milliseconds since the Unix epoch.
@@ -20,9 +21,9 @@ impl Clock {
     }
 
     /// The current time for the core and for the shell's own deadlines.
-    pub(super) fn now_ms(&self) -> u64 {
+    pub(super) fn now(&self) -> Millis {
         let elapsed = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.start_ms.saturating_add(elapsed)
+        Millis::from_ms(self.start_ms).plus(elapsed)
     }
 
     /// Monotonic microseconds since the server started, for the shell's finer timing.

@@ -8,6 +8,7 @@
 use super::head::Head;
 use super::stream::OutStream;
 use super::ws::Ws;
+use crate::core::Millis;
 use crate::core::PeerInfo;
 use mio::Interest;
 use mio::net::TcpStream;
@@ -22,7 +23,7 @@ pub(super) struct Conn {
     /// Unique per accepted socket, so a timer set for an earlier holder of the key is ignored.
     pub(super) serial: u64,
     /// When the current phase times out (head, upgrade and closing phases).
-    pub(super) deadline: Option<u64>,
+    pub(super) deadline: Option<Millis>,
     /// The interest the socket is registered with.
     pub(super) interest: Interest,
     /// Bytes are waiting for the socket to become writable.
@@ -40,7 +41,7 @@ pub(super) struct Conn {
 impl Conn {
     /// Whether a timer entry `(deadline, serial)` is still this connection's current deadline
     /// (not one it moved past, nor one set for an earlier socket under the same key).
-    pub(super) fn awaits(&self, deadline: u64, serial: u64) -> bool {
+    pub(super) fn awaits(&self, deadline: Millis, serial: u64) -> bool {
         self.serial == serial && self.deadline == Some(deadline)
     }
 }

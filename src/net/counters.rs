@@ -1,6 +1,7 @@
 //! What the shell refused, closed and dropped, counted for metrics, and a limiter that keeps
 //! the debug lines about refusals from flooding the log.
 
+use crate::core::Millis;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -61,8 +62,8 @@ pub(super) struct LogLimiter {
 impl LogLimiter {
     /// `Some(suppressed)` if a line of `kind` may be written now (`suppressed` lines of the kind
     /// were held back since the previous one); `None` to stay quiet.
-    pub(super) fn allow(&mut self, kind: &'static str, now_ms: u64) -> Option<u64> {
-        let second = now_ms / 1000;
+    pub(super) fn allow(&mut self, kind: &'static str, now: Millis) -> Option<u64> {
+        let second = now.as_ms() / 1000;
         let (at, lines, suppressed) = self.kinds.entry(kind).or_insert((second, 0, 0));
         if *at != second {
             *at = second;
@@ -84,11 +85,11 @@ mod tests {
     #[test]
     fn a_flood_of_lines_is_summarised() {
         let mut limiter = LogLimiter::default();
-        let allowed = (0..1000).filter(|_| limiter.allow("429", 5_000).is_some()).count();
+        let allowed = (0..1000).filter(|_| limiter.allow("429", Millis::from_ms(5_000)).is_some()).count();
         assert_eq!(allowed, LINES_PER_SECOND as usize);
-        assert_eq!(limiter.allow("other", 5_000), Some(0), "kinds are limited separately");
-        assert_eq!(limiter.allow("429", 6_000), Some(1000 - LINES_PER_SECOND as u64));
-        assert_eq!(limiter.allow("429", 6_001), Some(0));
+        assert_eq!(limiter.allow("other", Millis::from_ms(5_000)), Some(0), "kinds are limited separately");
+        assert_eq!(limiter.allow("429", Millis::from_ms(6_000)), Some(1000 - LINES_PER_SECOND as u64));
+        assert_eq!(limiter.allow("429", Millis::from_ms(6_001)), Some(0));
     }
 
     #[test]

@@ -23,7 +23,7 @@ use super::timers::Timers;
 use super::ws::{Flushed, Limits, Push, Ws};
 use super::{Clock, WAKER};
 use crate::config::Config;
-use crate::core::{ConnId, Core, Input, Output, Snapshot};
+use crate::core::{ConnId, Core, Input, Millis, Output, Snapshot};
 use crate::record::Recorder;
 use crate::store::Saver;
 use log::{debug, info, warn};
@@ -62,9 +62,6 @@ const CLOSE_TOO_BIG: u16 = 1009;
 const CLOSE_SERVER_CLOSING: u16 = 4000;
 const CLOSE_SEND_QUEUE_FULL: u16 = 4003;
 
-/// Capacity of the output list kept for reuse between inputs.
-const MAX_SPARE_OUTPUTS: usize = 4096;
-
 /// Token of listener `index`; counted down from just below the waker's.
 pub(super) fn listener_token(index: usize) -> Token {
     Token(usize::MAX - 1 - index)
@@ -95,9 +92,9 @@ pub(super) struct EventLoop {
     gone: Vec<usize>,
     /// Connections the shell closed; the core hears `Closed` for each, in order.
     lost: VecDeque<ConnId>,
-    accept_paused_until: Option<u64>,
+    accept_paused_until: Option<Millis>,
     /// Set once shutdown began: the loop returns when every connection is gone or at this time.
-    shutdown_deadline: Option<u64>,
+    shutdown_deadline: Option<Millis>,
     /// Where every core input (and output) is written, when recording.
     recorder: Option<Recorder>,
     /// Per-IP caps and the Origin allowlist.
@@ -108,7 +105,7 @@ pub(super) struct EventLoop {
     log_limiter: LogLimiter,
     /// Connections reading their request head, oldest first: (key, serial, accepted at).
     /// Entries of connections that moved on are skipped when met and compacted away.
-    heads: VecDeque<(usize, u64, u64)>,
+    heads: VecDeque<(usize, u64, Millis)>,
     /// Connections in the request head phase.
     pending_heads: usize,
     /// Connections with input left when their read budget ran out: (key, serial). Edge-triggered
@@ -120,8 +117,6 @@ pub(super) struct EventLoop {
     site: Option<Site>,
     /// Frames, bytes and turn times, for metrics.
     loop_stats: LoopStats,
-    /// The core's last output list, emptied, handed back to it for the next outputs.
-    spare_outputs: Vec<Output>,
 }
 
 impl EventLoop {
@@ -171,7 +166,6 @@ impl EventLoop {
             persistence: None,
             site: None,
             loop_stats: LoopStats::new(),
-            spare_outputs: Vec::new(),
         }
     }
 
@@ -191,13 +185,13 @@ impl EventLoop {
         let mut events = Events::with_capacity(1024);
         loop {
             self.discard_stale_timers();
-            let timeout = self.poll_timeout(self.clock.now_ms());
+            let timeout = self.poll_timeout(self.clock.now());
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
-            let now = self.clock.now_ms();
+            let now = self.clock.now();
             self.turn_start_us = self.clock.now_us();
             self.pacing.after_turn(self.turn_start_us, 0);
             // Connections left with input by the previous turn are read once more this turn, after
@@ -239,7 +233,7 @@ impl EventLoop {
             .discard_stale(|deadline, key, serial| conns.get(key).is_some_and(|conn| conn.awaits(deadline, serial)));
     }
 
-    fn poll_timeout(&self, now: u64) -> Option<Duration> {
+    fn poll_timeout(&self, now: Millis) -> Option<Duration> {
         if !self.backlog.is_empty() {
             return Some(Duration::ZERO);
         }
@@ -249,12 +243,12 @@ impl EventLoop {
             .into_iter()
             .flatten()
             .min()
-            .map(|at| Duration::from_millis(at.saturating_sub(now)));
+            .map(|at| Duration::from_millis(at.since(now)));
         let flush = self.next_flush_us.map(|at| Duration::from_micros(at.saturating_sub(self.clock.now_us())));
         [deadline, flush].into_iter().flatten().min()
     }
 
-    fn on_event(&mut self, event: &Event, now: u64) {
+    fn on_event(&mut self, event: &Event, now: Millis) {
         let token = event.token();
         if token == WAKER {
             return;
@@ -297,7 +291,7 @@ impl EventLoop {
     }
 
     /// Writes a debug line about a refusal of `kind`, unless too many came this second.
-    fn log_refusal(&mut self, kind: &'static str, now: u64, line: impl FnOnce() -> String) {
+    fn log_refusal(&mut self, kind: &'static str, now: Millis, line: impl FnOnce() -> String) {
         if !log::log_enabled!(log::Level::Debug) {
             return;
         }
@@ -309,10 +303,10 @@ impl EventLoop {
 
     // ---- accepting -------------------------------------------------------------------------
 
-    fn accept_from(&mut self, index: usize, now: u64) {
+    fn accept_from(&mut self, index: usize, now: Millis) {
         loop {
             if !self.make_room_for_a_head(now) {
-                self.accept_paused_until = Some(now.saturating_add(HEAD_ROOM_RETRY_MS));
+                self.accept_paused_until = Some(now.plus(HEAD_ROOM_RETRY_MS));
                 return;
             }
             let Some(listener) = self.listeners.get(index) else { return };
@@ -321,14 +315,14 @@ impl EventLoop {
                 Accepted::Drained => return,
                 Accepted::Exhausted(e) => {
                     warn!("accept failed ({e}); pausing new connections for {ACCEPT_RETRY_MS} ms");
-                    self.accept_paused_until = Some(now.saturating_add(ACCEPT_RETRY_MS));
+                    self.accept_paused_until = Some(now.plus(ACCEPT_RETRY_MS));
                     return;
                 }
             }
         }
     }
 
-    fn resume_accepting(&mut self, now: u64) {
+    fn resume_accepting(&mut self, now: Millis) {
         self.accept_paused_until = None;
         for index in 0..self.listeners.len() {
             if self.accept_paused_until.is_some() {
@@ -340,7 +334,7 @@ impl EventLoop {
 
     /// Whether a new connection may start reading its head: below `max_pending_handshakes`, or
     /// after the oldest unfinished head, past its grace time, got a last read and was dropped.
-    fn make_room_for_a_head(&mut self, now: u64) -> bool {
+    fn make_room_for_a_head(&mut self, now: Millis) -> bool {
         let cap = self.config.max_pending_handshakes;
         if cap == 0 || self.pending_heads < cap {
             return true;
@@ -353,7 +347,7 @@ impl EventLoop {
                 self.heads.pop_front();
                 continue;
             }
-            if accepted_at.saturating_add(grace) > now {
+            if accepted_at.plus(grace) > now {
                 return false;
             }
             self.heads.pop_front();
@@ -383,7 +377,7 @@ impl EventLoop {
     }
 
     /// Answers `503` (best effort, in one write) and closes a socket the server has no room for.
-    fn refuse_at_accept(&mut self, mut stream: mio::net::TcpStream, peer: std::net::SocketAddr, now: u64) {
+    fn refuse_at_accept(&mut self, mut stream: mio::net::TcpStream, peer: std::net::SocketAddr, now: Millis) {
         use std::io::Write;
         let _ = stream.write(&service_unavailable());
         let _ = stream.shutdown(std::net::Shutdown::Write);
@@ -393,7 +387,7 @@ impl EventLoop {
         self.log_refusal("503", now, || format!("{peer} refused: the server holds {max} connections"));
     }
 
-    fn add_conn(&mut self, mut stream: mio::net::TcpStream, peer: std::net::SocketAddr, now: u64) {
+    fn add_conn(&mut self, mut stream: mio::net::TcpStream, peer: std::net::SocketAddr, now: Millis) {
         self.counters.accepted += 1;
         if self.config.max_connections > 0 && self.conns.len() >= self.config.max_connections {
             self.refuse_at_accept(stream, peer, now);
@@ -408,7 +402,7 @@ impl EventLoop {
         // Latency matters more than packet count for notes and cursors.
         let _ = stream.set_nodelay(true);
         self.next_serial += 1;
-        let deadline = now.saturating_add(self.config.handshake_timeout_ms);
+        let deadline = now.plus(self.config.handshake_timeout_ms);
         entry.insert(Conn {
             phase: Phase::Head { stream, head: Head::new(self.config.max_request_head_bytes) },
             peer,
@@ -430,7 +424,7 @@ impl EventLoop {
 
     // ---- HTTP stage ------------------------------------------------------------------------
 
-    fn read_head(&mut self, key: usize, now: u64) {
+    fn read_head(&mut self, key: usize, now: Millis) {
         let Some(conn) = self.conns.get_mut(key) else { return };
         let Phase::Head { stream, head } = &mut conn.phase else { return };
         match head.read_from(stream) {
@@ -490,7 +484,7 @@ impl EventLoop {
     }
 
     /// Answers an upgrade that the Origin allowlist or a per-IP cap refuses.
-    fn refuse(&mut self, key: usize, ip: std::net::IpAddr, refusal: Refusal, now: u64) {
+    fn refuse(&mut self, key: usize, ip: std::net::IpAddr, refusal: Refusal, now: Millis) {
         let (response, kind, why) = match refusal {
             Refusal::Origin => {
                 self.counters.refused_origin += 1;
@@ -511,7 +505,7 @@ impl EventLoop {
     }
 
     /// Writes an HTTP response, then closes.
-    fn answer_http(&mut self, key: usize, response: Vec<u8>, now: u64) {
+    fn answer_http(&mut self, key: usize, response: Vec<u8>, now: Millis) {
         let Some(conn) = self.conns.get_mut(key) else { return };
         if !matches!(conn.phase, Phase::Head { .. }) {
             return;
@@ -527,11 +521,11 @@ impl EventLoop {
         if !matches!(status, 403 | 429) {
             self.log_refusal("http", now, || format!("conn {key}: {peer} answered HTTP {status}"));
         }
-        self.set_deadline(key, now.saturating_add(self.config.close_linger_ms));
+        self.set_deadline(key, now.plus(self.config.close_linger_ms));
         self.progress_closing(key);
     }
 
-    fn write_upgrade(&mut self, key: usize, now: u64) {
+    fn write_upgrade(&mut self, key: usize, now: Millis) {
         let Some(conn) = self.conns.get_mut(key) else { return };
         let Phase::Upgrading(up) = &mut conn.phase else { return };
         match up.write() {
@@ -545,7 +539,7 @@ impl EventLoop {
     }
 
     /// The upgrade response is out: the WebSocket exists and the core learns about it.
-    fn open(&mut self, key: usize, now: u64) {
+    fn open(&mut self, key: usize, now: Millis) {
         let Some(conn) = self.conns.get_mut(key) else { return };
         let Phase::Upgrading(up) = std::mem::replace(&mut conn.phase, Phase::Gone) else {
             return;
@@ -567,7 +561,7 @@ impl EventLoop {
 
     /// Reads and handles at most `read_budget_frames` frames; a connection with input left is
     /// resumed next turn, so that one flooding client cannot starve the others.
-    fn read_open(&mut self, key: usize, now: u64) {
+    fn read_open(&mut self, key: usize, now: Millis) {
         let budget = self.config.read_budget_frames.max(1);
         let mut reads = 0;
         loop {
@@ -598,7 +592,7 @@ impl EventLoop {
                     };
                     // tungstenite answers the close frame when flushed.
                     conn.phase = Phase::Closing(Closing::websocket(ws.socket));
-                    self.set_deadline(key, now.saturating_add(self.config.close_linger_ms));
+                    self.set_deadline(key, now.plus(self.config.close_linger_ms));
                     self.mark_dirty(key);
                     self.lost.push_back(ConnId(key));
                     self.route(now);
@@ -644,7 +638,7 @@ impl EventLoop {
     }
 
     /// Resumes reading the connections that had input left after their budget last turn.
-    fn resume_backlog(&mut self, resumed: Vec<(usize, u64)>, now: u64) {
+    fn resume_backlog(&mut self, resumed: Vec<(usize, u64)>, now: Millis) {
         for (key, serial) in resumed {
             let Some(conn) = self.conns.get_mut(key) else { continue };
             if conn.serial != serial || !conn.backlogged {
@@ -672,7 +666,7 @@ impl EventLoop {
 
     /// Starts closing an open WebSocket with `code`. `by_shell` means the core has not asked for
     /// it and must hear `Closed`; such closes also discard the unsent queue when it overflowed.
-    fn close_ws(&mut self, key: usize, code: u16, reason: &str, now: u64, by_shell: bool) {
+    fn close_ws(&mut self, key: usize, code: u16, reason: &str, now: Millis, by_shell: bool) {
         let Some(conn) = self.conns.get_mut(key) else { return };
         if !matches!(conn.phase, Phase::Open(_)) {
             return;
@@ -682,14 +676,14 @@ impl EventLoop {
         self.counters.count_close(code);
         let discard = code == CLOSE_SEND_QUEUE_FULL;
         conn.phase = Phase::Closing(Closing::websocket(ws.close(code, reason, discard)));
-        self.set_deadline(key, now.saturating_add(self.config.close_linger_ms));
+        self.set_deadline(key, now.plus(self.config.close_linger_ms));
         self.mark_dirty(key);
         if by_shell {
             self.lost.push_back(ConnId(key));
         }
     }
 
-    fn close_overflowing(&mut self, key: usize, now: u64) {
+    fn close_overflowing(&mut self, key: usize, now: Millis) {
         let reason = format!("Message buffer length exceeded {}.", self.config.send_queue_hard_bytes);
         self.close_ws(key, CLOSE_SEND_QUEUE_FULL, &reason, now, true);
     }
@@ -697,7 +691,7 @@ impl EventLoop {
     // ---- core outputs ----------------------------------------------------------------------
 
     /// Hands one input to the core, recording it first when recording.
-    fn feed(&mut self, now: u64, input: Input<'_>) {
+    fn feed(&mut self, now: Millis, input: Input<'_>) {
         if let Some(recorder) = self.recorder.as_mut() {
             recorder.input(now, &input);
         }
@@ -706,23 +700,18 @@ impl EventLoop {
 
     /// Delivers every output of the core, then tells it about connections the shell closed
     /// meanwhile, until nothing is left. Never called from within itself.
-    fn route(&mut self, now: u64) {
+    fn route(&mut self, now: Millis) {
         loop {
-            let mut outputs = self.core.take_outputs(std::mem::take(&mut self.spare_outputs));
-            if let Some(recorder) = self.recorder.as_mut() {
-                recorder.outputs(&outputs);
-            }
-            for output in outputs.drain(..) {
+            while let Some(output) = self.core.poll_output() {
+                if let Some(recorder) = self.recorder.as_mut() {
+                    recorder.output(&output);
+                }
                 match output {
                     Output::Send { conn, frame, droppable } => self.send(conn.0, frame, droppable, now),
                     Output::Close { conn, code, reason } => {
                         self.close_ws(conn.0, code, &reason, now, false);
                     }
                 }
-            }
-            // A list grown by a rare burst (a join storm's `ppl`) is not kept.
-            if outputs.capacity() <= MAX_SPARE_OUTPUTS {
-                self.spare_outputs = outputs;
             }
             let Some(conn) = self.lost.pop_front() else { break };
             if self.shutdown_deadline.is_none() {
@@ -731,7 +720,7 @@ impl EventLoop {
         }
     }
 
-    fn send(&mut self, key: usize, frame: Rc<str>, droppable: bool, now: u64) {
+    fn send(&mut self, key: usize, frame: Rc<str>, droppable: bool, now: Millis) {
         let Some(conn) = self.conns.get_mut(key) else { return };
         let Phase::Open(ws) = &mut conn.phase else { return };
         if droppable && ws.is_behind() {
@@ -768,7 +757,7 @@ impl EventLoop {
 
     /// Flushes the connections with output. With a flush delay (see `pacing.rs`), an open
     /// WebSocket waits until its oldest unsent frame is that old, so one write carries more frames.
-    fn flush_dirty(&mut self, now: u64) {
+    fn flush_dirty(&mut self, now: Millis) {
         let delay = self.pacing.delay_us();
         let now_us = self.clock.now_us();
         let mut waiting = Vec::new();
@@ -793,7 +782,7 @@ impl EventLoop {
     }
 
     /// Writes an open WebSocket's queue as far as the socket takes it.
-    fn flush_conn(&mut self, key: usize, now: u64) {
+    fn flush_conn(&mut self, key: usize, now: Millis) {
         let Some(conn) = self.conns.get_mut(key) else { return };
         let Phase::Open(ws) = &mut conn.phase else { return };
         match ws.flush() {
@@ -830,14 +819,14 @@ impl EventLoop {
         }
     }
 
-    fn set_deadline(&mut self, key: usize, deadline: u64) {
+    fn set_deadline(&mut self, key: usize, deadline: Millis) {
         if let Some(conn) = self.conns.get_mut(key) {
             conn.deadline = Some(deadline);
             self.timers.push(deadline, key, conn.serial);
         }
     }
 
-    fn run_timers(&mut self, now: u64) {
+    fn run_timers(&mut self, now: Millis) {
         if let Some(at) = self.accept_paused_until
             && at <= now
             && self.shutdown_deadline.is_none()
@@ -904,7 +893,7 @@ impl EventLoop {
         self.gone.push(key);
     }
 
-    fn free_gone(&mut self, now: u64) {
+    fn free_gone(&mut self, now: Millis) {
         if self.gone.is_empty() {
             return;
         }
@@ -921,7 +910,7 @@ impl EventLoop {
 
     // ---- shutdown --------------------------------------------------------------------------
 
-    fn begin_shutdown(&mut self, now: u64) {
+    fn begin_shutdown(&mut self, now: Millis) {
         info!("shutting down: closing {} connections", self.conns.len());
         let c = self.counters();
         info!(
@@ -934,7 +923,7 @@ impl EventLoop {
             c.handshakes_evicted,
             self.admission.table_sizes()
         );
-        self.shutdown_deadline = Some(now.saturating_add(self.config.close_linger_ms.min(SHUTDOWN_LINGER_MAX_MS)));
+        self.shutdown_deadline = Some(now.plus(self.config.close_linger_ms.min(SHUTDOWN_LINGER_MAX_MS)));
         self.accept_paused_until = None;
         for mut listener in self.listeners.drain(..) {
             let _ = self.poll.registry().deregister(&mut listener);
@@ -956,7 +945,7 @@ impl EventLoop {
 impl Drop for EventLoop {
     fn drop(&mut self) {
         if let Some(persistence) = self.persistence.as_mut() {
-            persistence.finish(&self.core, self.clock.now_ms());
+            persistence.finish(&self.core, self.clock.now());
         }
     }
 }

@@ -102,7 +102,7 @@ impl Server {
         let persistence = match &config.data_dir {
             Some(dir) => {
                 let store = Store::open(dir);
-                let snapshot = store.load(Clock::new().now_ms());
+                let snapshot = store.load(Clock::new().now().as_ms());
                 Some((snapshot, Saver::spawn(store)?))
             }
             None => None,

@@ -2,7 +2,7 @@
 //! (later changes join that save), and once more when the event loop ends. The writing itself
 //! happens on the [`Saver`] thread.
 
-use crate::core::Core;
+use crate::core::{Core, Millis};
 use crate::store::Saver;
 
 /// The event loop's side of saving.
@@ -12,7 +12,7 @@ pub(super) struct Persistence {
     /// The core's persist generation at the last save.
     saved: u64,
     /// When the pending change is saved, if one is pending.
-    due: Option<u64>,
+    due: Option<Millis>,
 }
 
 impl Persistence {
@@ -22,31 +22,31 @@ impl Persistence {
     }
 
     /// Called after every loop turn: schedules a save after a change, and saves when due.
-    pub(super) fn after_turn(&mut self, core: &Core, now: u64) {
+    pub(super) fn after_turn(&mut self, core: &Core, now: Millis) {
         if core.persist_generation() == self.saved {
             return;
         }
-        let due = *self.due.get_or_insert(now.saturating_add(self.delay_ms));
+        let due = *self.due.get_or_insert(now.plus(self.delay_ms));
         if now >= due {
             self.save(core, now);
         }
     }
 
     /// When the loop must wake up to save.
-    pub(super) fn deadline(&self) -> Option<u64> {
+    pub(super) fn deadline(&self) -> Option<Millis> {
         self.due
     }
 
     /// Saves any unsaved change and waits until it is on disk.
-    pub(super) fn finish(&mut self, core: &Core, now: u64) {
+    pub(super) fn finish(&mut self, core: &Core, now: Millis) {
         if core.persist_generation() != self.saved {
             self.save(core, now);
         }
         self.saver.finish();
     }
 
-    fn save(&mut self, core: &Core, now: u64) {
-        self.saver.submit(core.snapshot(now), now);
+    fn save(&mut self, core: &Core, now: Millis) {
+        self.saver.submit(core.snapshot(now), now.as_ms());
         self.saved = core.persist_generation();
         self.due = None;
     }

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use mppd::config::CoreConfig;
-use mppd::{ConnId, Core, Input, Output, PeerInfo};
+use mppd::{ConnId, Core, Input, Millis, Output, PeerInfo};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -39,9 +39,8 @@ impl Sim {
     }
 
     fn input(&mut self, input: Input<'_>) {
-        self.core.handle(self.now, input);
-        let outputs: Vec<Output> = self.core.drain_outputs().collect();
-        for out in outputs {
+        self.core.handle(Millis::from_ms(self.now), input);
+        while let Some(out) = self.core.poll_output() {
             match out {
                 Output::Send { conn, frame, .. } => {
                     assert!(self.open.contains(&conn), "output to a connection that is not open: {conn:?} {frame}");
@@ -102,7 +101,7 @@ impl Sim {
     /// Moves time forward, running every timer that falls due on the way, in order.
     pub fn advance(&mut self, ms: u64) {
         let target = self.now + ms;
-        while let Some(deadline) = self.core.next_deadline() {
+        while let Some(deadline) = self.core.next_deadline().map(Millis::as_ms) {
             if deadline > target {
                 break;
             }

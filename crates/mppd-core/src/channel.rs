@@ -6,6 +6,7 @@ use super::ids::{Rng, UserId};
 use super::quota::{NoteQuota, PARAMS_CROWNED, PARAMS_LOBBY, PARAMS_NORMAL, PARAMS_TRUSTED, QuotaParams, RateLimiter};
 use crate::proto::outbound::{Num, Pos};
 use crate::proto::validate::parse_color;
+use crate::time::Millis;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::cell::RefCell;
@@ -154,7 +155,7 @@ pub struct Crown {
     /// Whether it is held (by `user_id`'s participant) or lying dropped.
     pub held: bool,
     /// Server time of the last change.
-    pub time: u64,
+    pub time: Millis,
     pub start: (f64, f64),
     pub end: (f64, f64),
 }
@@ -166,7 +167,7 @@ pub struct CrownJson<'a> {
     user_id: &'a str,
     #[serde(rename = "participantId", skip_serializing_if = "Option::is_none")]
     participant_id: Option<&'a str>,
-    time: u64,
+    time: Millis,
     #[serde(rename = "startPos")]
     start_pos: Pos,
     #[serde(rename = "endPos")]
@@ -191,7 +192,7 @@ impl Crown {
     }
 
     /// §7.2: the crown falls from the holder's cursor towards the bottom of the screen.
-    pub fn drop_from(&mut self, cursor: (f64, f64), now: u64, rng: &mut Rng) {
+    pub fn drop_from(&mut self, cursor: (f64, f64), now: Millis, rng: &mut Rng) {
         self.held = false;
         self.time = now;
         self.start = cursor;
@@ -199,7 +200,7 @@ impl Crown {
     }
 
     /// §7.4: a transfer animates from the giver's cursor to the recipient's.
-    pub fn give(&mut self, to: UserId, from_cursor: (f64, f64), to_cursor: (f64, f64), now: u64) {
+    pub fn give(&mut self, to: UserId, from_cursor: (f64, f64), to_cursor: (f64, f64), now: Millis) {
         self.user_id = to;
         self.held = true;
         self.time = now;
@@ -221,14 +222,14 @@ pub struct Participant {
     /// The connection whose move is waiting to be broadcast, if any (§5 `m` coalescing).
     pub cursor_pending: Option<ConnId>,
     /// When this participant's cursor was last broadcast.
-    pub cursor_sent_at: Option<u64>,
+    pub cursor_sent_at: Option<Millis>,
     /// This participant's `ppl` entry as last serialized; cleared when its cursor, name or
     /// colour changes. Joins into big rooms rebuild `ppl` often, and mostly from here.
     pub ppl_entry: RefCell<Option<Box<str>>>,
 }
 
 impl Participant {
-    pub fn new(user: UserId, params: QuotaParams, now: u64) -> Participant {
+    pub fn new(user: UserId, params: QuotaParams, now: Millis) -> Participant {
         Participant {
             user,
             conns: Vec::new(),
@@ -260,15 +261,15 @@ pub struct Channel {
     /// Serialized `a` messages, oldest first.
     pub history: VecDeque<Rc<str>>,
     /// User → end of ban (server ms). Expired entries are ignored and pruned lazily.
-    pub bans: HashMap<UserId, u64>,
+    pub bans: HashMap<UserId, Millis>,
     /// When the pending cursor moves will be flushed, if a flush is scheduled.
-    pub cursor_flush_at: Option<u64>,
+    pub cursor_flush_at: Option<Millis>,
     /// Whether `ls` subscribers were last shown this channel as visible.
     pub listed: bool,
 }
 
 impl Channel {
-    pub fn new(name: Rc<str>, creator: UserId, now: u64) -> Channel {
+    pub fn new(name: Rc<str>, creator: UserId, now: Millis) -> Channel {
         let kind = Kind::of(&name);
         let (settings, crown) = match kind {
             Kind::Lobby | Kind::Test => (Settings::lobby(), None),
@@ -321,8 +322,8 @@ impl Channel {
     }
 
     /// Remaining ban time for a user, if banned now.
-    pub fn ban_remaining(&self, user: UserId, now: u64) -> Option<u64> {
-        self.bans.get(&user).filter(|&&until| until > now).map(|until| until - now)
+    pub fn ban_remaining(&self, user: UserId, now: Millis) -> Option<u64> {
+        self.bans.get(&user).filter(|&&until| until > now).map(|until| until.since(now))
     }
 }
 

@@ -1,9 +1,9 @@
 //! The protocol state machine. It owns every registry (connections, users, channels) and never
 //! does I/O: no sockets, no clock, no randomness except its own seeded generator.
 //!
-//! Driving it: call [`Core::handle`] with `now` (ms since the Unix epoch) and an [`Input`], then
-//! take the [`Output`]s with [`Core::drain_outputs`], and call `handle(now, Input::Tick)` no later
-//! than [`Core::next_deadline`].
+//! Driving it: one way in, one way out. Call [`Core::handle`] with the time ([`Millis`]) and an
+//! [`Input`]; then take its [`Output`]s with [`Core::poll_output`] until it returns `None`; and
+//! call `handle(now, Input::Tick)` no later than [`Core::next_deadline`].
 
 pub mod config;
 pub mod proto;
@@ -16,12 +16,14 @@ mod persist;
 mod quota;
 mod room;
 mod session;
+mod time;
 mod traffic;
 
 pub use self::channel::{AWKWARD, Kind};
 pub use self::ids::{UserId, identity_for_address};
 pub use self::persist::{SavedBan, SavedProfile, Snapshot};
 pub use self::quota::{NoteQuota, PARAMS_CROWNED, PARAMS_LOBBY, PARAMS_NORMAL, PARAMS_TRUSTED, QuotaParams};
+pub use self::time::Millis;
 
 use self::channel::Channel;
 use self::ids::Rng;
@@ -30,9 +32,12 @@ use crate::config::CoreConfig;
 use crate::proto::inbound::{Message, split_frame};
 use crate::proto::outbound::{self, ParticipantInfo};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
 use std::rc::Rc;
+
+/// Outputs the queue keeps room for between inputs.
+const MAX_IDLE_OUTPUT_CAPACITY: usize = 4096;
 
 /// A connection's id, chosen by the shell (its slab key). Reused only after `Closed` or a `Close`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -134,7 +139,7 @@ enum Limit {
 
 impl Core {
     /// Spends `amount` of a connection's limit; a refusal is counted and means "drop silently".
-    fn within_limit(&mut self, now: u64, conn: ConnId, limit: Limit, amount: u64) -> bool {
+    fn within_limit(&mut self, now: Millis, conn: ConnId, limit: Limit, amount: u64) -> bool {
         let c = &self.config;
         let rate = match limit {
             Limit::Ch => c.ch_rate,
@@ -164,13 +169,13 @@ impl Core {
 #[derive(Debug)]
 struct Conn {
     ip: IpAddr,
-    opened_at: u64,
+    opened_at: Millis,
     /// Set by the first valid `hi` (state IDENTIFIED).
     user: Option<UserId>,
     /// The channel this connection is in (state IN_CHANNEL).
     channel: Option<Rc<str>>,
     /// When the ping timeout (§11) closes this connection unless a `t` arrives.
-    ping_deadline: u64,
+    ping_deadline: Millis,
     custom_subscribed: bool,
     limits: ConnLimits,
 }
@@ -192,7 +197,7 @@ pub struct Core {
     users: HashMap<UserId, User>,
     profiles: HashMap<UserId, Profile>,
     channels: HashMap<Rc<str>, Channel>,
-    timers: BTreeSet<(u64, Timer)>,
+    timers: BTreeSet<(Millis, Timer)>,
     /// Channels whose `ls` entry changed during this input, by name (coalesced per input).
     ls_dirty: BTreeSet<Rc<str>>,
     /// Final `ls` entries (count 0) of listed channels destroyed during this input.
@@ -204,9 +209,8 @@ pub struct Core {
     pending_bans: persist::PendingBans,
     /// Bumped whenever what [`Core::snapshot`] returns may have changed.
     persist_generation: u64,
-    outputs: Vec<Output>,
-    /// The `now` of the input being handled.
-    now: u64,
+    /// Outputs not yet taken by [`Core::poll_output`], oldest first.
+    outputs: VecDeque<Output>,
 }
 
 impl Core {
@@ -225,14 +229,12 @@ impl Core {
             counters: Counters::default(),
             pending_bans: persist::PendingBans::new(),
             persist_generation: 0,
-            outputs: Vec::new(),
-            now: 0,
+            outputs: VecDeque::new(),
         }
     }
 
-    /// Feed one input at time `now`; its outputs are queued for [`Core::drain_outputs`].
-    pub fn handle(&mut self, now: u64, input: Input<'_>) {
-        self.now = now;
+    /// Feeds one input at time `now`; its outputs are queued for [`Core::poll_output`].
+    pub fn handle(&mut self, now: Millis, input: Input<'_>) {
         match input {
             Input::Open { conn, peer } => self.open(now, conn, peer),
             Input::Text { conn, text } => self.text(now, conn, text),
@@ -243,23 +245,22 @@ impl Core {
             }
             Input::Tick => self.tick(now),
         }
-        self.flush_channel_list();
+        self.flush_channel_list(now);
     }
 
-    /// Take every queued output, in order.
-    pub fn drain_outputs(&mut self) -> std::vec::Drain<'_, Output> {
-        self.outputs.drain(..)
-    }
-
-    /// Take every queued output, in order, as a whole list, leaving `spare` (emptied) to queue
-    /// the next ones in: a caller that hands back the list it emptied reuses its capacity.
-    pub fn take_outputs(&mut self, mut spare: Vec<Output>) -> Vec<Output> {
-        spare.clear();
-        std::mem::replace(&mut self.outputs, spare)
+    /// The oldest output not yet taken, if any. Take them all after every input: an output
+    /// speaks of the connections as they are after that input.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        let output = self.outputs.pop_front();
+        if output.is_none() && self.outputs.capacity() > MAX_IDLE_OUTPUT_CAPACITY {
+            // A queue grown by a rare burst (a join storm's `ppl`) is not kept.
+            self.outputs = VecDeque::new();
+        }
+        output
     }
 
     /// When the next `Tick` is due, if any timer is pending.
-    pub fn next_deadline(&self) -> Option<u64> {
+    pub fn next_deadline(&self) -> Option<Millis> {
         self.timers.first().map(|(at, _)| *at)
     }
 
@@ -276,12 +277,12 @@ impl Core {
         &self.counters
     }
 
-    fn open(&mut self, now: u64, conn: ConnId, peer: PeerInfo) {
+    fn open(&mut self, now: Millis, conn: ConnId, peer: PeerInfo) {
         if self.conns.contains_key(&conn) {
             log::warn!("connection {conn:?} opened twice; forgetting the first");
             self.forget(now, conn);
         }
-        let deadline = now.saturating_add(self.config.ping_timeout_ms);
+        let deadline = now.plus(self.config.ping_timeout_ms);
         self.conns.insert(
             conn,
             Conn {
@@ -298,7 +299,7 @@ impl Core {
         self.send(conn, outbound::B.to_string());
     }
 
-    fn text(&mut self, now: u64, conn_id: ConnId, text: &str) {
+    fn text(&mut self, now: Millis, conn_id: ConnId, text: &str) {
         let bytes_rate = self.config.connection_bytes;
         let Some(conn) = self.conns.get_mut(&conn_id) else { return };
         if !conn.limits.bytes.allow(now, bytes_rate, text.len() as u64) {
@@ -333,7 +334,7 @@ impl Core {
     }
 
     /// Routes one message by name and connection state (§2).
-    fn dispatch(&mut self, now: u64, conn: ConnId, msg: &Message<'_>) {
+    fn dispatch(&mut self, now: Millis, conn: ConnId, msg: &Message<'_>) {
         let Some(state) = self.conns.get(&conn) else { return };
         let identified = state.user.is_some();
         let in_channel = state.channel.is_some();
@@ -367,7 +368,7 @@ impl Core {
             "bye" => self.close(now, conn, 1000, String::new()),
             "ch" => self.on_ch(now, conn, msg),
             "userset" => self.on_userset(now, conn, msg),
-            "+ls" => self.on_subscribe_list(conn),
+            "+ls" => self.on_subscribe_list(now, conn),
             "-ls" => self.on_unsubscribe_list(conn),
             "+custom" | "-custom" => {
                 if let Some(c) = self.conns.get_mut(&conn) {
@@ -389,7 +390,7 @@ impl Core {
         }
     }
 
-    fn tick(&mut self, now: u64) {
+    fn tick(&mut self, now: Millis) {
         while let Some((at, _)) = self.timers.first() {
             if *at > now {
                 break;
@@ -406,15 +407,15 @@ impl Core {
     }
 
     /// Closes a connection on the core's initiative: cleans up, then asks the shell to close.
-    fn close(&mut self, now: u64, conn: ConnId, code: u16, reason: String) {
+    fn close(&mut self, now: Millis, conn: ConnId, code: u16, reason: String) {
         if self.conns.contains_key(&conn) {
             self.forget(now, conn);
-            self.outputs.push(Output::Close { conn, code, reason });
+            self.outputs.push_back(Output::Close { conn, code, reason });
         }
     }
 
     /// Removes a connection from every registry, with the leave effects of §5 `ch`.
-    fn forget(&mut self, now: u64, conn_id: ConnId) {
+    fn forget(&mut self, now: Millis, conn_id: ConnId) {
         self.leave_channel(now, conn_id);
         let Some(conn) = self.conns.remove(&conn_id) else { return };
         self.ls_subscribers.remove(&conn_id);
@@ -430,7 +431,7 @@ impl Core {
     }
 
     fn send(&mut self, conn: ConnId, message: String) {
-        self.outputs.push(Output::Send { conn, frame: frame(&[&message]), droppable: false });
+        self.outputs.push_back(Output::Send { conn, frame: frame(&[&message]), droppable: false });
     }
 
     /// Sends one message to every connection in a channel, except `except`, serialized once.
@@ -439,7 +440,7 @@ impl Core {
         let frame = frame(&[message]);
         for conn in ch.conns() {
             if Some(conn) != except {
-                self.outputs.push(Output::Send { conn, frame: frame.clone(), droppable });
+                self.outputs.push_back(Output::Send { conn, frame: frame.clone(), droppable });
             }
         }
     }

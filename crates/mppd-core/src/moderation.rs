@@ -5,6 +5,7 @@ use super::channel::AWKWARD;
 use super::{ConnId, Core, Limit, Message, UserId};
 use crate::proto::inbound::{number, parse_as, string};
 use crate::proto::outbound::{self, Notification};
+use crate::time::Millis;
 use serde_json::{Map, Value};
 
 impl Core {
@@ -15,7 +16,7 @@ impl Core {
     }
 
     /// `chset`: the filtered settings (§3.4); a change is broadcast as `ch` and listed.
-    pub(super) fn on_chset(&mut self, now: u64, conn: ConnId, msg: &Message<'_>) {
+    pub(super) fn on_chset(&mut self, now: Millis, conn: ConnId, msg: &Message<'_>) {
         let Some((_, key)) = self.holder_of_channel(conn) else { return };
         let Some(set) = parse_as::<Map<String, Value>>(msg.set) else { return };
         if !self.within_limit(now, conn, Limit::Chset, 1) {
@@ -29,7 +30,7 @@ impl Core {
     }
 
     /// `chown` (§7.4–§7.5): give, take back, pick up after the delay, or drop.
-    pub(super) fn on_chown(&mut self, now: u64, conn: ConnId, msg: &Message<'_>) {
+    pub(super) fn on_chown(&mut self, now: Millis, conn: ConnId, msg: &Message<'_>) {
         let Some((user, key)) = self.member(conn) else { return };
         let pickup_ms = self.config.crown_pickup_ms;
         let target = string(msg.id).and_then(|id| UserId::parse(&id));
@@ -40,7 +41,7 @@ impl Core {
         let allowed = match recipient {
             Some(to) if crown.is_held_by(user) => to != user,
             Some(_) if crown.held => false,
-            Some(_) => crown.user_id == user || now >= crown.time.saturating_add(pickup_ms),
+            Some(_) => crown.user_id == user || now >= crown.time.plus(pickup_ms),
             // No id, or an id not in the channel: only the holder may drop it (§7.5).
             None => crown.is_held_by(user),
         };
@@ -65,7 +66,7 @@ impl Core {
     }
 
     /// `kickban` (§9): ban a user from this room for up to the maximum, moving them out.
-    pub(super) fn on_kickban(&mut self, now: u64, conn: ConnId, msg: &Message<'_>) {
+    pub(super) fn on_kickban(&mut self, now: Millis, conn: ConnId, msg: &Message<'_>) {
         let Some((banner, key)) = self.holder_of_channel(conn) else { return };
         let Some(target) = string(msg.user_or_channel_id).and_then(|id| UserId::parse(&id)) else { return };
         let Some(ms) = number(msg.ms).filter(|ms| *ms >= 0.0) else { return };
@@ -76,7 +77,7 @@ impl Core {
         let minutes = ms / 60_000;
         let Some(ch) = self.channels.get_mut(&key) else { return };
         ch.bans.retain(|_, until| *until > now);
-        ch.bans.insert(target, now.saturating_add(ms));
+        ch.bans.insert(target, now.plus(ms));
         self.persist_changed();
         let Some(ch) = self.channels.get(&key) else { return };
         let Some(present) = ch.participant(target) else { return };
@@ -108,7 +109,7 @@ impl Core {
     }
 
     /// `unban`: the holder lifts a user's ban here.
-    pub(super) fn on_unban(&mut self, now: u64, conn: ConnId, msg: &Message<'_>) {
+    pub(super) fn on_unban(&mut self, now: Millis, conn: ConnId, msg: &Message<'_>) {
         let Some((_, key)) = self.holder_of_channel(conn) else { return };
         let Some(target) = string(msg.user_or_channel_id).and_then(|id| UserId::parse(&id)) else { return };
         if !self.within_limit(now, conn, Limit::Kickban, 1) {

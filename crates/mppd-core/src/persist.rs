@@ -10,6 +10,7 @@ use super::channel::Kind;
 use super::ids::UserId;
 use super::{Core, Profile};
 use crate::proto::validate::{MAX_CHANNEL_NAME_LEN, MAX_NAME_LEN, is_valid_text, parse_color};
+use crate::time::Millis;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
@@ -37,23 +38,23 @@ pub struct SavedProfile {
 pub struct SavedBan {
     pub channel: String,
     pub user: UserId,
-    pub until: u64,
+    pub until: Millis,
 }
 
 /// Bans restored for channels that do not exist (yet): channel name → user → end of ban.
-pub(super) type PendingBans = HashMap<String, HashMap<UserId, u64>>;
+pub(super) type PendingBans = HashMap<String, HashMap<UserId, Millis>>;
 
 impl Core {
     /// The persistent state at `now`: every profile, and every ban (live or still pending from a
     /// restore) that has not expired.
-    pub fn snapshot(&self, now: u64) -> Snapshot {
+    pub fn snapshot(&self, now: Millis) -> Snapshot {
         let mut profiles: Vec<SavedProfile> = self
             .profiles
             .iter()
             .map(|(id, p)| SavedProfile { id: *id, name: p.name.clone(), color: p.color.clone() })
             .collect();
         profiles.sort_by_key(|p| p.id);
-        let mut bans: BTreeMap<(&str, UserId), u64> = BTreeMap::new();
+        let mut bans: BTreeMap<(&str, UserId), Millis> = BTreeMap::new();
         for (channel, users) in &self.pending_bans {
             for (user, until) in users {
                 bans.insert((channel.as_str(), *user), *until);
@@ -113,13 +114,13 @@ impl Core {
     }
 
     /// Restored bans of a channel that does not exist yet, still in force at `now`.
-    pub(super) fn pending_ban_remaining(&self, channel: &str, user: UserId, now: u64) -> Option<u64> {
+    pub(super) fn pending_ban_remaining(&self, channel: &str, user: UserId, now: Millis) -> Option<u64> {
         let until = *self.pending_bans.get(channel)?.get(&user)?;
-        (until > now).then(|| until - now)
+        (until > now).then(|| until.since(now))
     }
 
     /// Moves the restored bans of a channel being created into it, dropping expired ones.
-    pub(super) fn take_pending_bans(&mut self, channel: &str, now: u64) -> HashMap<UserId, u64> {
+    pub(super) fn take_pending_bans(&mut self, channel: &str, now: Millis) -> HashMap<UserId, Millis> {
         let mut bans = self.pending_bans.remove(channel).unwrap_or_default();
         bans.retain(|_, until| *until > now);
         bans

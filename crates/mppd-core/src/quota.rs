@@ -2,6 +2,7 @@
 //! limiters behind the other limits of §8.3.
 
 use crate::config::Rate;
+use crate::time::Millis;
 
 /// Note quota parameters, as sent in `nq`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,11 +33,11 @@ pub struct NoteQuota {
     /// Most recent first; at most `max_hist_len` entries.
     history: Vec<u32>,
     /// Time of the last tick that has been applied.
-    last_tick: u64,
+    last_tick: Millis,
 }
 
 impl NoteQuota {
-    pub fn new(params: QuotaParams, now: u64) -> NoteQuota {
+    pub fn new(params: QuotaParams, now: Millis) -> NoteQuota {
         let mut quota = NoteQuota { params, points: 0, history: Vec::new(), last_tick: now };
         quota.reset();
         quota
@@ -67,12 +68,12 @@ impl NoteQuota {
         }
     }
 
-    fn catch_up(&mut self, now: u64) {
-        let due = now.saturating_sub(self.last_tick) / TICK_MS;
+    fn catch_up(&mut self, now: Millis) {
+        let due = now.since(self.last_tick) / TICK_MS;
         if due == 0 {
             return;
         }
-        self.last_tick += due * TICK_MS;
+        self.last_tick = self.last_tick.plus(due * TICK_MS);
         // After this many ticks every state has refilled to the reset state.
         let settle = u64::from(self.params.max / self.params.allowance.max(1)) + 1;
         if due > settle + self.params.max_hist_len as u64 {
@@ -85,7 +86,7 @@ impl NoteQuota {
     }
 
     /// Spends `notes` points if the quota allows; otherwise changes nothing and refuses.
-    pub fn spend(&mut self, now: u64, notes: u32) -> bool {
+    pub fn spend(&mut self, now: Millis, notes: u32) -> bool {
         self.catch_up(now);
         let starved = self.history.iter().map(|&p| u64::from(p)).sum::<u64>() == 0;
         let cost = if starved { u64::from(notes) * u64::from(self.params.allowance) } else { u64::from(notes) };
@@ -101,14 +102,14 @@ impl NoteQuota {
 /// the first event after the previous one ended.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RateLimiter {
-    window_start: Option<u64>,
+    window_start: Option<Millis>,
     used: u64,
 }
 
 impl RateLimiter {
     /// Records `amount` units at `now` if the window has room for them.
-    pub fn allow(&mut self, now: u64, rate: Rate, amount: u64) -> bool {
-        let expired = self.window_start.is_none_or(|start| now >= start.saturating_add(rate.per_ms) || now < start);
+    pub fn allow(&mut self, now: Millis, rate: Rate, amount: u64) -> bool {
+        let expired = self.window_start.is_none_or(|start| now >= start.plus(rate.per_ms) || now < start);
         if expired {
             self.window_start = Some(now);
             self.used = 0;
@@ -125,50 +126,54 @@ impl RateLimiter {
 mod tests {
     use super::*;
 
+    fn at(ms: u64) -> Millis {
+        Millis::from_ms(ms)
+    }
+
     #[test]
     fn spends_down_to_zero_then_refuses() {
-        let mut q = NoteQuota::new(PARAMS_NORMAL, 0);
-        assert!(q.spend(0, 1200));
-        assert!(!q.spend(0, 1));
+        let mut q = NoteQuota::new(PARAMS_NORMAL, at(0));
+        assert!(q.spend(at(0), 1200));
+        assert!(!q.spend(at(0), 1));
         // One tick later the allowance is back.
-        assert!(q.spend(2_000, 400));
-        assert!(!q.spend(2_000, 1));
+        assert!(q.spend(at(2_000), 400));
+        assert!(!q.spend(at(2_000), 1));
     }
 
     #[test]
     fn refusal_changes_nothing() {
-        let mut q = NoteQuota::new(PARAMS_LOBBY, 0);
-        assert!(q.spend(0, 590));
-        assert!(!q.spend(0, 11));
-        assert!(q.spend(0, 10));
+        let mut q = NoteQuota::new(PARAMS_LOBBY, at(0));
+        assert!(q.spend(at(0), 590));
+        assert!(!q.spend(at(0), 11));
+        assert!(q.spend(at(0), 10));
     }
 
     #[test]
     fn starved_quota_charges_allowance_per_note() {
-        let mut q = NoteQuota::new(PARAMS_LOBBY, 0);
+        let mut q = NoteQuota::new(PARAMS_LOBBY, at(0));
         // Points at zero when each of three ticks happens.
-        assert!(q.spend(0, 600));
-        assert!(q.spend(2_000, 200));
-        assert!(q.spend(4_000, 200));
+        assert!(q.spend(at(0), 600));
+        assert!(q.spend(at(2_000), 200));
+        assert!(q.spend(at(4_000), 200));
         // At 6000 the history holds three zeros: a note costs a whole allowance (200).
-        assert!(!q.spend(6_000, 2));
-        assert!(q.spend(6_000, 1));
-        assert!(!q.spend(6_000, 1));
+        assert!(!q.spend(at(6_000), 2));
+        assert!(q.spend(at(6_000), 1));
+        assert!(!q.spend(at(6_000), 1));
     }
 
     #[test]
     fn long_idle_refills_completely() {
-        let mut q = NoteQuota::new(PARAMS_CROWNED, 0);
-        assert!(q.spend(0, 1800));
-        assert!(q.spend(1u64 << 40, 1800));
+        let mut q = NoteQuota::new(PARAMS_CROWNED, at(0));
+        assert!(q.spend(at(0), 1800));
+        assert!(q.spend(at(1u64 << 40), 1800));
     }
 
     #[test]
     fn new_params_reset_points() {
-        let mut q = NoteQuota::new(PARAMS_NORMAL, 0);
-        assert!(q.spend(0, 1200));
+        let mut q = NoteQuota::new(PARAMS_NORMAL, at(0));
+        assert!(q.spend(at(0), 1200));
         q.set_params(PARAMS_CROWNED);
-        assert!(q.spend(0, 1800));
+        assert!(q.spend(at(0), 1800));
     }
 
     #[test]
@@ -176,9 +181,9 @@ mod tests {
         let rate = Rate::new(4, 6_000);
         let mut r = RateLimiter::default();
         for _ in 0..4 {
-            assert!(r.allow(1_000, rate, 1));
+            assert!(r.allow(at(1_000), rate, 1));
         }
-        assert!(!r.allow(6_999, rate, 1));
-        assert!(r.allow(7_000, rate, 1));
+        assert!(!r.allow(at(6_999), rate, 1));
+        assert!(r.allow(at(7_000), rate, 1));
     }
 }

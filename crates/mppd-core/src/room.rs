@@ -7,12 +7,13 @@ use super::{ConnId, Core, Limit, Message, UserId};
 use crate::proto::inbound::{parse_as, string};
 use crate::proto::outbound;
 use crate::proto::validate::{MAX_CHANNEL_NAME_LEN, is_valid_text};
+use crate::time::Millis;
 use serde_json::{Map, Value};
 use std::rc::Rc;
 
 impl Core {
     /// `ch`: move this connection to a channel (§5 `ch`).
-    pub(super) fn on_ch(&mut self, now: u64, conn_id: ConnId, msg: &Message<'_>) {
+    pub(super) fn on_ch(&mut self, now: Millis, conn_id: ConnId, msg: &Message<'_>) {
         let Some(requested) = string(msg.user_or_channel_id) else { return };
         if !is_valid_text(&requested, MAX_CHANNEL_NAME_LEN) {
             log::debug!("{conn_id:?}: invalid channel name refused");
@@ -37,7 +38,7 @@ impl Core {
     /// Where a user asking for `requested` ends up, and the notification explaining a refusal:
     /// full lobbies overflow to the next number (§3.5), banned or over-limit users go to
     /// `test/awkward` (§3.4, §9.5). Users already present are never refused.
-    pub(super) fn destination(&self, now: u64, user: UserId, requested: &str) -> (String, Option<String>) {
+    pub(super) fn destination(&self, now: Millis, user: UserId, requested: &str) -> (String, Option<String>) {
         let mut name = requested.to_string();
         loop {
             let Some(ch) = self.channels.get(name.as_str()) else {
@@ -73,7 +74,7 @@ impl Core {
     }
 
     /// Moves a connection into a channel, creating it if needed (§5 `ch`, joining).
-    pub(super) fn join(&mut self, now: u64, conn_id: ConnId, name: &str, set: Option<&Map<String, Value>>) {
+    pub(super) fn join(&mut self, now: Millis, conn_id: ConnId, name: &str, set: Option<&Map<String, Value>>) {
         let Some(user) = self.conns.get(&conn_id).and_then(|c| c.user) else { return };
         if self.conns.get(&conn_id).and_then(|c| c.channel.as_deref()) == Some(name) {
             return;
@@ -128,7 +129,7 @@ impl Core {
         let history = outbound::chat_history(ch.history.iter().map(|h| h.as_ref()));
         let nq = outbound::note_quota(params.allowance, params.max, params.max_hist_len);
         let joined = is_new.then(|| self.info_in(ch, user, true).map(|info| outbound::participant(&info))).flatten();
-        self.outputs.push(super::Output::Send {
+        self.outputs.push_back(super::Output::Send {
             conn: conn_id,
             frame: super::frame(&[&own, &history]),
             droppable: false,
@@ -147,7 +148,7 @@ impl Core {
 
     /// Detaches a connection from its channel. When it was the user's last connection there the
     /// participant leaves: `bye` to the rest, a held crown drops (§7.2), an empty room closes.
-    pub(super) fn leave_channel(&mut self, now: u64, conn_id: ConnId) {
+    pub(super) fn leave_channel(&mut self, now: Millis, conn_id: ConnId) {
         let Some(conn) = self.conns.get_mut(&conn_id) else { return };
         let (Some(user), Some(key)) = (conn.user, conn.channel.take()) else { return };
         let Some(ch) = self.channels.get_mut(&key) else { return };

@@ -6,6 +6,7 @@ use super::{ConnId, Core, Limit, Message, Profile, Timer, User};
 use crate::proto::inbound::{number, parse_as};
 use crate::proto::outbound::{self, ChannelInfo, Echo};
 use crate::proto::validate::{MAX_NAME_LEN, is_valid_text, parse_color};
+use crate::time::Millis;
 use serde_json::{Map, Value};
 use std::rc::Rc;
 
@@ -14,7 +15,7 @@ const DEFAULT_NAME: &str = "Anonymous";
 impl Core {
     /// `hi`: identifies the connection once (§5 `hi`). Tokens are not used: identity comes from
     /// the address (§10), or from the random-ids and `customId` testing switches.
-    pub(super) fn on_hi(&mut self, now: u64, conn_id: ConnId, msg: &Message<'_>) {
+    pub(super) fn on_hi(&mut self, now: Millis, conn_id: ConnId, msg: &Message<'_>) {
         let Some(conn) = self.conns.get(&conn_id) else { return };
         if conn.user.is_some() {
             return;
@@ -52,7 +53,7 @@ impl Core {
 
     /// `t`: answered in any state; once identified it also resets the ping timer (§11: before
     /// `hi` the first period, counted from open, still applies).
-    pub(super) fn on_ping(&mut self, now: u64, conn_id: ConnId, msg: &Message<'_>) {
+    pub(super) fn on_ping(&mut self, now: Millis, conn_id: ConnId, msg: &Message<'_>) {
         let echo = Echo::of(msg.e);
         let reply = outbound::pong(now, echo);
         self.send(conn_id, reply);
@@ -60,16 +61,16 @@ impl Core {
         let Some(conn) = self.conns.get_mut(&conn_id) else { return };
         if conn.user.is_some() {
             self.timers.remove(&(conn.ping_deadline, Timer::Ping(conn_id)));
-            conn.ping_deadline = now.saturating_add(timeout);
+            conn.ping_deadline = now.plus(timeout);
             self.timers.insert((conn.ping_deadline, Timer::Ping(conn_id)));
         }
         // Before `hi` the deadline stays `opened_at + timeout`.
-        debug_assert!(conn.user.is_some() || conn.ping_deadline == conn.opened_at.saturating_add(timeout));
+        debug_assert!(conn.user.is_some() || conn.ping_deadline == conn.opened_at.plus(timeout));
     }
 
     /// `userset`: name and colour, each applied on its own if valid; any change is echoed as `p`
     /// to everyone in every channel where the user is present, the sender included.
-    pub(super) fn on_userset(&mut self, now: u64, conn_id: ConnId, msg: &Message<'_>) {
+    pub(super) fn on_userset(&mut self, now: Millis, conn_id: ConnId, msg: &Message<'_>) {
         let Some(set) = parse_as::<Map<String, Value>>(msg.set) else { return };
         let Some(user_id) = self.conns.get(&conn_id).and_then(|c| c.user) else { return };
         if !self.within_limit(now, conn_id, Limit::Userset, 1) {
@@ -114,14 +115,14 @@ impl Core {
     }
 
     /// `+ls`: subscribe, and always answer with the complete list (§5 `+ls`).
-    pub(super) fn on_subscribe_list(&mut self, conn_id: ConnId) {
+    pub(super) fn on_subscribe_list(&mut self, now: Millis, conn_id: ConnId) {
         let Some(conn) = self.conns.get(&conn_id) else { return };
         let user = conn.user;
         self.ls_subscribers.insert(conn_id);
         let mut names: Vec<&Rc<str>> =
             self.channels.iter().filter(|(_, c)| c.settings.visible).map(|(n, _)| n).collect();
         names.sort();
-        let entries: Vec<String> = names.into_iter().filter_map(|n| self.list_entry(n, user)).collect();
+        let entries: Vec<String> = names.into_iter().filter_map(|n| self.list_entry(now, n, user)).collect();
         let ls = outbound::channel_list(true, entries.iter().map(String::as_str));
         self.send(conn_id, ls);
     }
@@ -131,9 +132,9 @@ impl Core {
     }
 
     /// A channel's `ls` entry as a given user sees it (`banned` per receiver; §6 `ls`).
-    pub(super) fn list_entry(&self, name: &str, viewer: Option<super::UserId>) -> Option<String> {
+    pub(super) fn list_entry(&self, now: Millis, name: &str, viewer: Option<super::UserId>) -> Option<String> {
         let ch = self.channels.get(name)?;
-        let banned = viewer.is_some_and(|u| ch.ban_remaining(u, self.now).is_some());
+        let banned = viewer.is_some_and(|u| ch.ban_remaining(u, now).is_some());
         Some(channel_info_json(ch, ch.participants.len(), banned))
     }
 
@@ -145,7 +146,7 @@ impl Core {
     /// Sends the coalesced `ls` updates of this input to every subscriber (§6 `ls`): visible
     /// channels that changed, one last entry for a channel that became invisible, and one with
     /// `count: 0` for a listed channel that was destroyed.
-    pub(super) fn flush_channel_list(&mut self) {
+    pub(super) fn flush_channel_list(&mut self, now: Millis) {
         if self.ls_dirty.is_empty() && self.ls_gone.is_empty() {
             return;
         }
@@ -176,14 +177,14 @@ impl Core {
         let entry_for = |core: &Core, name: &Rc<str>, viewer: Option<super::UserId>| -> Option<String> {
             match gone.get(name) {
                 Some(last) if !core.channels.contains_key(name) => Some(last.clone()),
-                _ => core.list_entry(name, viewer),
+                _ => core.list_entry(now, name, viewer),
             }
         };
         let shared: Vec<String> = changed.iter().filter_map(|n| entry_for(self, n, None)).collect();
         let shared_frame = super::frame(&[&outbound::channel_list(false, shared.iter().map(String::as_str))]);
         for (conn, viewer) in subscribers {
             let banned_somewhere = viewer.is_some_and(|u| {
-                changed.iter().any(|n| self.channels.get(n).is_some_and(|c| c.ban_remaining(u, self.now).is_some()))
+                changed.iter().any(|n| self.channels.get(n).is_some_and(|c| c.ban_remaining(u, now).is_some()))
             });
             let frame = if banned_somewhere {
                 let own: Vec<String> = changed.iter().filter_map(|n| entry_for(self, n, viewer)).collect();
@@ -191,7 +192,7 @@ impl Core {
             } else {
                 shared_frame.clone()
             };
-            self.outputs.push(super::Output::Send { conn, frame, droppable: false });
+            self.outputs.push_back(super::Output::Send { conn, frame, droppable: false });
         }
     }
 }

@@ -5,6 +5,7 @@ use super::{ConnId, Core, Limit, Message, Output, Timer, UserId};
 use crate::proto::inbound::{CustomTarget, NoteIn, is_truthy, number, number_or_numeric_string, parse_as, string};
 use crate::proto::outbound::{self, Echo, NoteOut, Num};
 use crate::proto::validate::{MAX_CHAT_LEN, MAX_NOTE_NAME_LEN, MAX_REPLY_TO_LEN, is_valid_text, js_length};
+use crate::time::Millis;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 
@@ -16,7 +17,7 @@ impl Core {
     /// Returns the text and the optional reply id.
     fn chat_checks<'m>(
         &mut self,
-        now: u64,
+        now: Millis,
         user: UserId,
         key: &str,
         msg: &Message<'m>,
@@ -37,14 +38,14 @@ impl Core {
     }
 
     /// `a`: broadcast to everyone including the sender, and keep in the history (§5 `a`, §9).
-    pub(super) fn on_chat(&mut self, now: u64, conn: ConnId, msg: &Message<'_>) {
+    pub(super) fn on_chat(&mut self, now: Millis, conn: ConnId, msg: &Message<'_>) {
         let Some((user, key)) = self.member(conn) else { return };
         let Some((text, reply_to)) = self.chat_checks(now, user, &key, msg) else { return };
         self.say(now, &key, user, &text, reply_to.as_deref());
     }
 
     /// Appends a chat message from `user` to a channel's history and sends it to everyone there.
-    pub(super) fn say(&mut self, now: u64, key: &str, user: UserId, text: &str, reply_to: Option<&str>) {
+    pub(super) fn say(&mut self, now: Millis, key: &str, user: UserId, text: &str, reply_to: Option<&str>) {
         let id = self.rng.message_id();
         let Some(ch) = self.channels.get(key) else { return };
         let Some(from) = self.info_in(ch, user, false) else { return };
@@ -61,7 +62,7 @@ impl Core {
 
     /// `dm`: to the recipient's and the sender's connections in this channel; never in the
     /// history (§5 `dm`, §12).
-    pub(super) fn on_dm(&mut self, now: u64, conn: ConnId, msg: &Message<'_>) {
+    pub(super) fn on_dm(&mut self, now: Millis, conn: ConnId, msg: &Message<'_>) {
         let Some((user, key)) = self.member(conn) else { return };
         let Some(to) = string(msg.user_or_channel_id).and_then(|id| UserId::parse(&id)) else { return };
         if self.channels.get(&key).and_then(|ch| ch.participant(to)).is_none() {
@@ -84,13 +85,13 @@ impl Core {
             }
         }
         for conn in targets {
-            self.outputs.push(Output::Send { conn, frame: frame.clone(), droppable: false });
+            self.outputs.push_back(Output::Send { conn, frame: frame.clone(), droppable: false });
         }
     }
 
     /// `n`: validate each note on its own, apply crownsolo and the note quota, then relay to
     /// every connection in the channel except the sending one (§5 `n`, §8).
-    pub(super) fn on_notes(&mut self, now: u64, conn: ConnId, msg: &Message<'_>) {
+    pub(super) fn on_notes(&mut self, now: Millis, conn: ConnId, msg: &Message<'_>) {
         let Some((user, key)) = self.member(conn) else { return };
         let Some(t) = Echo::of(msg.t) else { return };
         let Some(elements) = parse_as::<Vec<&RawValue>>(msg.n) else { return };
@@ -139,7 +140,7 @@ impl Core {
 
     /// `m`: store the cursor and broadcast it at most once per interval per participant; a move
     /// inside the interval is coalesced into one flush with the newest position (§5 `m`).
-    pub(super) fn on_cursor(&mut self, now: u64, conn: ConnId, msg: &Message<'_>) {
+    pub(super) fn on_cursor(&mut self, now: Millis, conn: ConnId, msg: &Message<'_>) {
         let Some((user, key)) = self.member(conn) else { return };
         let (Some(x), Some(y)) = (number_or_numeric_string(msg.x), number_or_numeric_string(msg.y)) else { return };
         let interval = self.config.cursor_interval_ms;
@@ -147,7 +148,7 @@ impl Core {
         let Some(p) = ch.participant_mut(user) else { return };
         p.cursor = Some((x, y));
         p.ppl_entry.take();
-        let due = p.cursor_sent_at.map_or(now, |at| at.saturating_add(interval));
+        let due = p.cursor_sent_at.map_or(now, |at| at.plus(interval));
         if due <= now && p.cursor_pending.is_none() {
             p.cursor_sent_at = Some(now);
             self.broadcast_cursor(&key, user, conn);
@@ -172,7 +173,7 @@ impl Core {
     }
 
     /// Broadcasts every coalesced cursor move of a channel.
-    pub(super) fn flush_cursors(&mut self, now: u64, key: &str) {
+    pub(super) fn flush_cursors(&mut self, now: Millis, key: &str) {
         let Some(ch) = self.channels.get_mut(key) else { return };
         ch.cursor_flush_at = None;
         let mut due = Vec::new();
@@ -190,7 +191,7 @@ impl Core {
     /// `custom`: delivered to the matching subscribed connections in this channel, never back
     /// to the sending connection; `data` counts against a byte budget (§5 `custom`).
     /// `target.global` is not honoured: without a permission system it stays in the channel.
-    pub(super) fn on_custom(&mut self, now: u64, conn: ConnId, msg: &Message<'_>) {
+    pub(super) fn on_custom(&mut self, now: Millis, conn: ConnId, msg: &Message<'_>) {
         let Some((user, key)) = self.member(conn) else { return };
         let Some(target) = parse_as::<CustomTarget<'_>>(msg.target) else { return };
         // An invalid target is ignored before it can spend any of the byte budget.
@@ -211,7 +212,7 @@ impl Core {
             .filter(|c| *c != conn && self.conns.get(c).is_some_and(|s| s.custom_subscribed))
             .collect();
         for conn in recipients {
-            self.outputs.push(Output::Send { conn, frame: frame.clone(), droppable: false });
+            self.outputs.push_back(Output::Send { conn, frame: frame.clone(), droppable: false });
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Writing server messages (PROTOCOL.md §6). Each function returns one JSON object; the core
 //! wraps one or more of them in an array to make a frame.
 
+use crate::time::Millis;
 use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
 
@@ -114,7 +115,7 @@ pub const B: &str = r#"{"m":"b","code":"~return true"}"#;
 #[derive(Serialize)]
 struct Hi<'a> {
     m: &'static str,
-    t: u64,
+    t: Millis,
     u: &'a ParticipantInfo<'a>,
     permissions: Empty,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -124,20 +125,20 @@ struct Hi<'a> {
 #[derive(Serialize)]
 struct Empty {}
 
-pub fn hi(now: u64, user: &ParticipantInfo<'_>, motd: Option<&str>) -> String {
+pub fn hi(now: Millis, user: &ParticipantInfo<'_>, motd: Option<&str>) -> String {
     to_json(&Hi { m: "hi", t: now, u: user, permissions: Empty {}, motd })
 }
 
 #[derive(Serialize)]
 struct Pong<'a> {
     m: &'static str,
-    t: u64,
+    t: Millis,
     #[serde(skip_serializing_if = "Option::is_none")]
     e: Option<Echo<'a>>,
 }
 
 /// `e` is echoed as the client wrote it (any finite number, fractions kept; §4.4).
-pub fn pong(now: u64, echo: Option<Echo<'_>>) -> String {
+pub fn pong(now: Millis, echo: Option<Echo<'_>>) -> String {
     to_json(&Pong { m: "t", t: now, e: echo })
 }
 
@@ -227,14 +228,14 @@ pub fn notes(t: Echo<'_>, id: &str, notes: &[NoteOut<'_>]) -> String {
 struct Chat<'a> {
     m: &'static str,
     id: &'a str,
-    t: u64,
+    t: Millis,
     a: &'a str,
     p: &'a ParticipantInfo<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     r: Option<&'a str>,
 }
 
-pub fn chat(id: &str, now: u64, text: &str, from: &ParticipantInfo<'_>, reply_to: Option<&str>) -> String {
+pub fn chat(id: &str, now: Millis, text: &str, from: &ParticipantInfo<'_>, reply_to: Option<&str>) -> String {
     to_json(&Chat { m: "a", id, t: now, a: text, p: from, r: reply_to })
 }
 
@@ -242,7 +243,7 @@ pub fn chat(id: &str, now: u64, text: &str, from: &ParticipantInfo<'_>, reply_to
 struct Dm<'a> {
     m: &'static str,
     id: &'a str,
-    t: u64,
+    t: Millis,
     a: &'a str,
     sender: &'a ParticipantInfo<'a>,
     recipient: &'a ParticipantInfo<'a>,
@@ -252,7 +253,7 @@ struct Dm<'a> {
 
 pub fn dm(
     id: &str,
-    now: u64,
+    now: Millis,
     text: &str,
     sender: &ParticipantInfo<'_>,
     recipient: &ParticipantInfo<'_>,
@@ -346,7 +347,7 @@ mod tests {
     #[test]
     fn strings_are_escaped() {
         let text = "\"</script>\\";
-        let out = chat("12345678", 1, text, &info(None), Some("r"));
+        let out = chat("12345678", Millis::from_ms(1), text, &info(None), Some("r"));
         let back: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert_eq!(back["a"], text);
         assert_eq!(back["r"], "r");
