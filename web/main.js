@@ -83,6 +83,10 @@ function pedal(down) {
 }
 
 const piano = new Piano($('piano'), { press, release });
+// Where the keyboard scrolls (narrow screens), start around middle C.
+const scroller = $('piano-scroll');
+const middle = piano.keys.c3.el;
+scroller.scrollLeft = middle.offsetLeft + middle.offsetWidth / 2 - scroller.clientWidth / 2;
 
 // Notes of the others, at their time plus the buffer.
 client.on('n', (msg) => {

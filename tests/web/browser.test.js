@@ -25,10 +25,10 @@ const pages = {};
 const problems = [];
 
 /** Starts mppd on a free port of 127.0.0.1 and resolves with its address. */
-function startServer() {
+function startServer(addr = '127.0.0.1:0') {
   return new Promise((resolve, reject) => {
     const child = spawn(MPPD, [
-      '--listen', '127.0.0.1:0', '--data-dir', '', '--trusted-proxy', '127.0.0.1', '--log-level', 'info',
+      '--listen', addr, '--data-dir', '', '--trusted-proxy', '127.0.0.1', '--log-level', 'info',
     ], { stdio: ['ignore', 'pipe', 'pipe'] });
     let log = '';
     const timer = setTimeout(() => reject(new Error(`mppd did not start:\n${log}`)), WAIT);
@@ -151,6 +151,17 @@ test('notes cross both ways, batched with the sender id', async () => {
   await until(a, (id) => seen.n.some((m) => m.p === id && m.n.some((n) => n.n === 'a3' && !n.s)), idB);
   // A lights the key in B's colour when the note sounds.
   await until(a, () => document.querySelector('#piano .key[data-note="a3"]').classList.contains('lit'));
+  // The computer keyboard: E is middle C (c3), Shift+E an octave up.
+  await b.keyboard.press('e');
+  await b.keyboard.down('Shift');
+  await b.keyboard.press('e');
+  await b.keyboard.up('Shift');
+  await until(a, (id) => {
+    const played = seen.n.filter((m) => m.p === id).flatMap((m) => m.n).filter((n) => !n.s).map((n) => n.n);
+    return played.includes('c3') && played.includes('c4');
+  }, idB);
+  // The first gesture started the sound.
+  assert.equal(await b.evaluate(() => MPP.sound.ready), true);
 });
 
 test('a room made on page A shows in the room list of page B', async () => {
@@ -198,4 +209,45 @@ test('screenshots of both pages', async () => {
   await a.screenshot({ path: path.join(SHOTS, 'page-a.png') });
   await b.screenshot({ path: path.join(SHOTS, 'page-b.png') });
   assert.deepEqual(problems, [], 'no page errors');
+});
+
+test('kickban from the participant menu, its notices, and unban from the settings', async () => {
+  const { a, b } = pages;
+  const idB = await b.evaluate(() => MPP.client.participantId);
+  await a.click(`#people .person:has-text("Bob")`);
+  await a.fill('#kickban-minutes', '1');
+  await a.click('#kickban-form button[type=submit]');
+  await until(b, () => MPP.client.channel._id === 'test/awkward');
+  await until(b, () => document.getElementById('notices').textContent.includes('Banned from "Made by A" for 1 minutes.'));
+  await until(a, () => document.getElementById('notices').textContent.includes('Alice banned Bob from the channel'));
+  await until(a, (id) => !(id in MPP.client.ppl), idB);
+  await a.click('#settings-button');
+  await a.click('#banned-list button:has-text("Unban Bob")');
+  await a.keyboard.press('Escape');
+  // The unban has gone out before B asks again (both on A's connection, in order).
+  await a.evaluate(() => new Promise((resolve) => {
+    MPP.client.once('t', resolve);
+    MPP.client.ping();
+  }));
+  await b.evaluate(() => MPP.client.setChannel('Made by A'));
+  await until(b, () => MPP.client.channel._id === 'Made by A' && Object.keys(MPP.client.ppl).length === 2);
+});
+
+test('a lost connection is shown and both pages come back to their room', async () => {
+  const { a, b } = pages;
+  const addr = server.addr;
+  server.child.kill('SIGTERM');
+  await new Promise((resolve) => server.child.once('exit', resolve));
+  for (const page of [a, b]) {
+    await until(page, () => /Connection lost/.test(document.getElementById('status').textContent)
+      && !document.getElementById('retry-button').hidden);
+  }
+  server = await startServer(addr);
+  for (const page of [a, b]) {
+    await until(page, () => MPP.client.channel && MPP.client.channel._id === 'Made by A'
+      && Object.keys(MPP.client.ppl).length === 2
+      && document.getElementById('status').textContent.includes('Connected'), undefined);
+  }
+  // While the server was away the browser logged its failed connection attempts; nothing else.
+  assert.deepEqual(problems.filter((p) => !/WebSocket connection to .* failed/.test(p)), []);
 });
