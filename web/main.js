@@ -121,14 +121,21 @@ const KEYMAP = new Map([
 ]);
 const down = new Map();
 
-function typing(target) {
-  return target instanceof HTMLElement && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName))
-    && !(target instanceof HTMLInputElement && ['range', 'checkbox', 'button'].includes(target.type));
+/** Whether a key press belongs to the focused control (typing, or activating a button). */
+function forControl(e) {
+  const t = e.target;
+  if (!(t instanceof HTMLElement)) return false;
+  if (t.isContentEditable || /^(TEXTAREA|SELECT)$/.test(t.tagName)) return true;
+  if (t instanceof HTMLInputElement) return !['range', 'checkbox'].includes(t.type) || e.code === 'Space';
+  return /^(BUTTON|A)$/.test(t.tagName) && (e.code === 'Enter' || e.code === 'Space');
 }
 
 document.addEventListener('keydown', (e) => {
   unlockSound();
-  if (e.repeat || typing(e.target) || document.querySelector('dialog[open]') || e.metaKey || e.altKey) return;
+  // Ctrl, Alt and Meta combinations stay the browser's shortcuts.
+  if (e.repeat || e.ctrlKey || e.metaKey || e.altKey || forControl(e) || document.querySelector('dialog[open]')) {
+    return;
+  }
   if (e.code === 'Enter') {
     e.preventDefault();
     $('chat-input').focus();
@@ -142,7 +149,7 @@ document.addEventListener('keydown', (e) => {
   const index = KEYMAP.get(e.code);
   if (index === undefined) return;
   e.preventDefault();
-  const shift = e.shiftKey ? 12 : e.ctrlKey || e.getModifierState('CapsLock') ? -12 : 0;
+  const shift = e.shiftKey ? 12 : e.getModifierState('CapsLock') ? -12 : 0;
   const note = NAMES[index + shift];
   if (!note) return;
   down.set(e.code, note);
@@ -185,15 +192,24 @@ const midi = new Midi({ press, release, pedal }, (state) => {
   $('midi-button').classList.toggle('warn', !state.supported);
   const select = $('midi-select');
   select.disabled = !state.supported;
+  $('midi-enable').hidden = !!midi.access || !Midi.availability().supported;
   select.length = 1;
   for (const input of state.inputs) select.add(new Option(input.name, input.id));
   select.value = midi.chosen;
   $('midi-button').textContent = state.inputs.length ? `MIDI (${state.inputs.length})` : 'MIDI';
 });
+// Asking for MIDI may prompt, so the page asks on load only when the permission was given before.
 const availability = Midi.availability();
-if (availability.supported) midi.enable();
-else midi.onstate({ ...availability, inputs: [] });
+if (!availability.supported) {
+  midi.onstate({ ...availability, inputs: [] });
+} else if (navigator.permissions) {
+  navigator.permissions.query({ name: 'midi' }).then(
+    (p) => p.state === 'granted' && midi.enable(),
+    () => {},
+  );
+}
 $('midi-button').addEventListener('click', () => $('midi-dialog').showModal());
+$('midi-enable').addEventListener('click', () => midi.enable());
 $('midi-select').addEventListener('change', (e) => midi.choose(e.target.value));
 
 // The connection's state, with the retry countdown while offline.

@@ -80,6 +80,8 @@ before(async () => {
     args: [
       '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      // A name that is not localhost, for a page that is not a secure context.
+      '--host-resolver-rules=MAP piano.example 127.0.0.1',
     ],
   });
   pages.a = await openPage('A', '198.51.100.1', 'Piano test');
@@ -209,6 +211,21 @@ test('screenshots of both pages', async () => {
   await a.screenshot({ path: path.join(SHOTS, 'page-a.png') });
   await b.screenshot({ path: path.join(SHOTS, 'page-b.png') });
   assert.deepEqual(problems, [], 'no page errors');
+});
+
+test('on a page that is not secure (plain http, not localhost) the MIDI dialog says why', async () => {
+  const context = await browser.newContext({ extraHTTPHeaders: { 'X-Forwarded-For': '198.51.100.3' } });
+  const page = await context.newPage();
+  const port = server.addr.split(':')[1];
+  await page.goto(`http://piano.example:${port}/`);
+  await until(page, () => MPP.client.channel && MPP.client.channel._id === 'lobby');
+  assert.equal(await page.evaluate(() => window.isSecureContext), false);
+  await page.click('#midi-button');
+  const hint = page.locator('#midi-hint');
+  assert.equal(await hint.isVisible(), true);
+  assert.match(await hint.textContent(), /secure page: open this piano over https or on localhost/);
+  assert.equal(await page.locator('#midi-enable').isHidden(), true);
+  await context.close();
 });
 
 test('kickban from the participant menu, its notices, and unban from the settings', async () => {
