@@ -6,7 +6,10 @@
 #                                         build aarch64-musl
 #   scripts/cross-test.sh armv7-unknown-linux-gnueabihf     only the targets named
 #
-# Targets and their linkers and runners are set in .cargo/config.toml. Installs, when missing:
+# The linkers and qemu runners of the targets are in scripts/cross-config.toml, which this script
+# passes to cargo with `--config`: they must never apply to a native build on a board (cargo uses
+# a `[target.<triple>]` runner for native builds too), so they are not in .cargo/config.toml.
+# Installs, when missing:
 # Debian's cross compilers and C libraries (gcc-aarch64-linux-gnu, gcc-arm-linux-gnueabihf),
 # qemu-user, and the Rust standard libraries (rustup target add). The musl build needs no musl
 # package: Rust ships musl's C library for that target and the aarch64 gcc only links.
@@ -44,6 +47,8 @@ TEST_TARGETS_DEFAULT=(aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf)
 BUILD_TARGETS_DEFAULT=(aarch64-unknown-linux-musl)
 PROFILE="${CROSS_PROFILE:-board}"
 INSTALL="${CROSS_INSTALL:-1}"
+# Linkers and runners of the cross targets (never read by a native build).
+CROSS_CONFIG=scripts/cross-config.toml
 
 if [ "$#" -gt 0 ]; then
     test_targets=()
@@ -228,9 +233,9 @@ for t in "${test_targets[@]}"; do
     threads="--test-threads=${CROSS_TEST_THREADS:-1}"
     # shellcheck disable=SC2086
     if CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS=true CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS=true \
-        nice cargo test --release --no-fail-fast --target "$t" "${selection[@]}" ${CARGO_TEST_ARGS:-} -- "$threads" &&
+        nice cargo test --config "$CROSS_CONFIG" --release --no-fail-fast --target "$t" "${selection[@]}" ${CARGO_TEST_ARGS:-} -- "$threads" &&
         CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS=true CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS=true \
-            nice cargo test --release --target "$t" --doc ${CARGO_TEST_ARGS:-} -- "$threads"; then
+            nice cargo test --config "$CROSS_CONFIG" --release --target "$t" --doc ${CARGO_TEST_ARGS:-} -- "$threads"; then
         results+=("PASSED: $t: cargo test under qemu, ${#runnable_tests[@]} test files ($(elapsed "$t0"))")
     else
         results+=("FAILED: $t: cargo test under qemu ($(elapsed "$t0"))")
@@ -246,7 +251,7 @@ for t in "${build_targets[@]}"; do
     section "build $t (--profile $PROFILE)"
     t0=$(date +%s)
     bin="target/$t/$PROFILE/mppd"
-    if ! nice cargo build --profile "$PROFILE" --target "$t" --bin mppd; then
+    if ! nice cargo build --config "$CROSS_CONFIG" --profile "$PROFILE" --target "$t" --bin mppd; then
         results+=("FAILED: $t: build ($(elapsed "$t0"))")
         failed=1
         continue
