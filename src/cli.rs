@@ -11,6 +11,8 @@ use std::net::SocketAddr;
 #[derive(Debug)]
 pub enum Command {
     Help,
+    /// Print the version and exit.
+    Version,
     /// Print the effective configuration (salt redacted) and exit.
     PrintConfig(Box<Config>),
     /// Run with this configuration; `seed_given` is false when the seed must be chosen at random.
@@ -670,6 +672,11 @@ pub fn usage() -> String {
     let _ =
         writeln!(text, "  {:<30} Print the effective configuration as JSON (salt redacted) and exit", "--print-config");
     let _ = writeln!(text, "  {:<30} Print this help", "--help");
+    let _ = writeln!(text, "  {:<30} Print the version and exit", "--version");
+    text.push_str(
+        "\nCommands:\n  mppd replay FILE [--check]     Replay a recording made with --record\n  \
+         mppd health [ADDR]             Exit 0 when the server at ADDR answers /health with 200\n",
+    );
     text
 }
 
@@ -699,6 +706,9 @@ pub fn parse(args: impl IntoIterator<Item = String>, env: impl Fn(&str) -> Optio
     while let Some(arg) = args.next() {
         if arg == "--help" || arg == "-h" {
             return Ok(Command::Help);
+        }
+        if arg == "--version" || arg == "-V" {
+            return Ok(Command::Version);
         }
         if arg == "--print-config" {
             print_config = true;
@@ -773,6 +783,7 @@ mod tests {
         match parse(args.iter().map(|a| a.to_string()), |k| env.get(k).cloned())? {
             Command::Run { config, seed_given } => Ok((*config, seed_given)),
             Command::Help => Err("help".to_string()),
+            Command::Version => Err("version".to_string()),
             Command::PrintConfig(_) => Err("print-config".to_string()),
         }
     }
@@ -881,6 +892,7 @@ mod tests {
         assert!(run(&["positional"], &[]).is_err());
         assert!(run(&[], &[("MPPD_MAX_MESSAGE_BYTES", "big")]).is_err());
         assert_eq!(run(&["--help"], &[]).unwrap_err(), "help");
+        assert_eq!(run(&["--listen", "127.0.0.1:1", "--version"], &[]).unwrap_err(), "version");
     }
 
     #[test]

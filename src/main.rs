@@ -1,6 +1,7 @@
 //! The `mppd` binary: configuration from the command line and environment, logging, serving.
 
 mod cli;
+mod health;
 
 use cli::Command;
 use log::LevelFilter;
@@ -14,13 +15,19 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("replay") {
-        return replay(&args[1..]);
+    match args.first().map(String::as_str) {
+        Some("replay") => return replay(&args[1..]),
+        Some("health") => return health::run(&args[1..]),
+        _ => {}
     }
     let (mut config, seed_given) = match cli::parse(args, |k| std::env::var(k).ok()) {
         Ok(Command::Run { config, seed_given }) => (config, seed_given),
         Ok(Command::Help) => {
             print!("{}", cli::usage());
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Version) => {
+            println!("mppd {}", mppd::VERSION);
             return ExitCode::SUCCESS;
         }
         Ok(Command::PrintConfig(config)) => {

@@ -1,9 +1,10 @@
-//! The example nginx site, `deploy/nginx-mppd.conf`, run by the system's nginx in front of the
-//! real binary on loopback. Only the upstream address and the listen address of the example are
+//! The example nginx sites, `deploy/nginx-mppd.conf` and `deploy/nginx-mppd-tls.conf`, run by
+//! the system's nginx in front of the real binary on loopback. Only the upstream address and the listen address of the example are
 //! changed. A client connecting through nginx gets the user id of its own address when mppd
 //! trusts the proxy (`--trusted-proxy 127.0.0.1`), the id of 127.0.0.1 when it does not, and
 //! never the id of an address it names itself in `X-Forwarded-For`. `/health` and `/metrics`
-//! answer through nginx; `/metrics` only to 127.0.0.1.
+//! answer through nginx; `/metrics` only to 127.0.0.1. The TLS site redirects to https://, answers
+//! ACME challenges on port 80 and passes https:// and wss:// to mppd (self-signed certificate).
 //!
 //! Without nginx installed the tests print `SKIPPED: nginx: not installed` and pass; `.ci/run`
 //! installs it.
@@ -122,6 +123,12 @@ impl Nginx {
     /// accepts connections. If another program takes the port first, nginx exits and the start
     /// is retried on another one.
     fn start(nginx: &Path, upstream: SocketAddr, name: &str) -> Nginx {
+        Nginx::start_site(nginx, name, |_, listen| site_config(upstream, listen))
+    }
+
+    /// Starts nginx with the site `site(dir, listen)` writes, `dir` being nginx's scratch
+    /// directory, `listen` the free port of 127.0.0.1 it is to listen on.
+    fn start_site(nginx: &Path, name: &str, site: impl Fn(&Path, SocketAddr) -> String) -> Nginx {
         let build = nginx_build(nginx);
         let dir = temp_dir(&format!("nginx-{name}"));
         let config = dir.join("nginx.conf");
@@ -129,7 +136,7 @@ impl Nginx {
         for _ in 0..5 {
             let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            fs::write(dir.join("site.conf"), site_config(upstream, addr)).expect("write site.conf");
+            fs::write(dir.join("site.conf"), site(&dir, addr)).expect("write site.conf");
             let _ = fs::remove_file(dir.join("error.log"));
             let stderr = File::create(dir.join("stderr.log")).expect("create stderr.log");
             let mut command = Command::new(nginx);
@@ -271,4 +278,107 @@ fn health_and_metrics_through_nginx() {
     // The example allows /metrics to 127.0.0.1 and ::1 only.
     let (status, _) = get(&nginx, 7, "/metrics");
     assert_eq!(status, 403, "/metrics from another address through nginx");
+}
+
+/// The TLS site as shipped.
+const TLS_EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/nginx-mppd-tls.conf");
+
+/// A free port of 127.0.0.1 (bound and released).
+fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port")
+}
+
+/// The TLS site pointed at `upstream`, its port 80 server on `http`, its port 443 server on
+/// `https`, with a self-signed certificate and an ACME web root in `dir`.
+fn tls_site_config(dir: &Path, upstream: SocketAddr, http: SocketAddr, https: SocketAddr) -> String {
+    let example = fs::read_to_string(TLS_EXAMPLE).expect("read the TLS nginx site");
+    let live = "/etc/letsencrypt/live/piano.example.org";
+    let site = replace_once(&example, "server 127.0.0.1:8080;", &format!("server {upstream};"));
+    let site = replace_once(&site, "listen 80;", &format!("listen {http};"));
+    let site = replace_once(&site, "listen 443 ssl;", &format!("listen {https} ssl;"));
+    let site = replace_once(&site, &format!("{live}/fullchain.pem"), &dir.join("cert.pem").display().to_string());
+    let site = replace_once(&site, &format!("{live}/privkey.pem"), &dir.join("key.pem").display().to_string());
+    let site = replace_once(&site, "root /var/www/certbot;", &format!("root {};", dir.join("webroot").display()));
+    site.lines().filter(|line| !line.trim_start().starts_with("listen [::]:")).collect::<Vec<_>>().join("\n")
+}
+
+/// A self-signed certificate for piano.example.org in `dir` (`cert.pem`, `key.pem`).
+fn self_signed_certificate(dir: &Path) -> bool {
+    Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=piano.example.org", "-keyout"])
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+/// `curl -k` over TLS to `url` with `headers`, for at most `seconds`; what it printed (the
+/// response head with `-i`).
+fn curl(url: &str, headers: &[&str], seconds: u32) -> String {
+    let mut command = Command::new("curl");
+    command.args(["-sk", "-i", "--http1.1", "--max-time", &seconds.to_string(), "--resolve"]);
+    let port = url.rsplit(':').next().and_then(|rest| rest.split('/').next()).unwrap_or_default();
+    command.arg(format!("piano.example.org:{port}:127.0.0.1"));
+    for header in headers {
+        command.args(["-H", header]);
+    }
+    let output = command.arg(url).stdin(Stdio::null()).output().expect("run curl");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The TLS site: port 80 answers ACME challenges from the web root and redirects everything
+/// else to https://; port 443 serves mppd's HTTP and WebSocket upgrades over TLS.
+#[test]
+fn tls_site_redirects_http_and_proxies_https_and_wss() {
+    let Some(binary) = nginx_or_skip() else { return };
+    let server = mppd(&["--trusted-proxy", "127.0.0.1"]);
+    if Command::new("openssl").arg("version").output().is_err() {
+        let _ = writeln!(std::io::stderr(), "SKIPPED: nginx TLS: openssl is not installed to make a certificate");
+        return;
+    }
+    let https = free_addr();
+    let nginx = Nginx::start_site(&binary, "tls", |dir, http| {
+        assert!(self_signed_certificate(dir), "openssl made no certificate");
+        fs::create_dir_all(dir.join("webroot/.well-known/acme-challenge")).expect("create the web root");
+        fs::write(dir.join("webroot/.well-known/acme-challenge/token"), "proof").expect("write a challenge");
+        tls_site_config(dir, server.addr, http, https)
+    });
+
+    let mut stream = connect_from([127, 0, 0, 7], nginx.addr);
+    stream.set_read_timeout(Some(WAIT)).expect("set read timeout");
+    stream.write_all(b"GET /room?x=1 HTTP/1.1\r\nHost: piano.example.org\r\nConnection: close\r\n\r\n").expect("send");
+    let mut head = String::new();
+    stream.read_to_string(&mut head).expect("read the redirect");
+    assert!(head.starts_with("HTTP/1.1 301"), "{head}");
+    assert!(head.contains("Location: https://piano.example.org/room?x=1\r\n"), "{head}");
+
+    let (status, body) = get(&nginx, 7, "/.well-known/acme-challenge/token");
+    assert_eq!((status, body.as_str()), (200, "proof"), "ACME challenges are served on port 80");
+
+    if Command::new("curl").arg("--version").output().is_err() {
+        let _ = writeln!(std::io::stderr(), "SKIPPED: nginx TLS: curl is not installed for the https:// checks");
+        return;
+    }
+    let base = format!("https://piano.example.org:{}", https.port());
+    let health = curl(&format!("{base}/health"), &[], 10);
+    assert!(health.starts_with("HTTP/1.1 200"), "/health over https://: {health}");
+    assert!(health.contains("Strict-Transport-Security"), "{health}");
+    assert!(health.contains("\"status\":\"ok\""), "{health}");
+    let upgrade = curl(
+        &format!("{base}/"),
+        &[
+            "Connection: Upgrade",
+            "Upgrade: websocket",
+            "Sec-WebSocket-Version: 13",
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        ],
+        2,
+    );
+    assert!(upgrade.starts_with("HTTP/1.1 101"), "a WebSocket upgrade over https:// (wss://): {upgrade}");
+    assert!(upgrade.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "mppd's accept key comes through: {upgrade}");
 }
