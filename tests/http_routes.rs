@@ -79,7 +79,10 @@ fn metrics_follow_clients_and_their_messages() {
     assert_eq!(metric(&after, "mppd_participants"), 1);
     assert_eq!(metric(&after, "mppd_messages_in_total{type=\"hi\"}"), 1);
     assert_eq!(metric(&after, "mppd_messages_in_total{type=\"n\"}"), 1);
-    assert!(metric(&after, "mppd_connections_total") >= 2, "the socket of the first request counts too");
+    // WebSocket connections and plain HTTP requests are counted apart; sockets count both.
+    assert_eq!(metric(&after, "mppd_connections_total"), 1, "one WebSocket: {after}");
+    assert_eq!(metric(&after, "mppd_http_requests_total"), 2, "the two /metrics requests: {after}");
+    assert_eq!(metric(&after, "mppd_sockets_accepted_total"), 3, "{after}");
     assert!(metric(&after, "mppd_frames_out_total") >= 3);
     assert!(metric(&after, "mppd_bytes_in_total") > 0 && metric(&after, "mppd_bytes_out_total") > 0);
     assert!(metric(&after, "mppd_loop_turn_seconds_count") > metric(&before, "mppd_loop_turn_seconds_count"));

@@ -11,6 +11,10 @@ use std::collections::BTreeMap;
 pub struct ShellCounters {
     /// Sockets accepted.
     pub accepted: u64,
+    /// WebSocket connections opened (upgrade answered with `101`).
+    pub websockets_opened: u64,
+    /// Plain HTTP requests read (not upgrades): `/health`, `/metrics`, files, `400`s.
+    pub http_requests: u64,
     /// HTTP answers other than `101`, by status: 400 (not an upgrade, malformed head),
     /// 403 (Origin), 408 (head too slow), 429 (per-IP caps), 431 (head too long), 503 (full).
     pub http_responses: BTreeMap<u16, u64>,

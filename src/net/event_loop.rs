@@ -14,7 +14,7 @@ use super::head::{
 };
 use super::http::{Site, response, serve_site};
 use super::listeners::{Accepted, accept_one};
-use super::metrics::{LoopStats, Sources, health_json, prometheus};
+use super::metrics::{LoopStats, Sources, health, prometheus};
 use super::pacing::FlushPacing;
 use super::peer::peer_info;
 use super::persist::Persistence;
@@ -221,7 +221,7 @@ impl EventLoop {
                 && (self.conns.is_empty() || now >= deadline)
             {
                 info!("stopped ({} connections left to drop)", self.conns.len());
-                return Ok(());
+                return self.finish_saving();
             }
         }
     }
@@ -435,6 +435,7 @@ impl EventLoop {
             }
             HeadStep::Reject(response) => self.answer_http(key, response, now),
             HeadStep::Plain { request, head_only } => {
+                self.counters.http_requests += 1;
                 let response = self.plain_response(&request, head_only);
                 self.answer_http(key, response, now);
             }
@@ -471,10 +472,15 @@ impl EventLoop {
             loop_stats: &self.loop_stats,
             sockets: self.conns.len(),
             flush_delay_us: self.pacing.delay_us(),
+            max_connections: self.config.max_connections,
+            save: self.persistence.as_ref().map(Persistence::status),
         };
         let no_store = "Cache-Control: no-store\r\n";
         match request.uri().path() {
-            "/health" => response(200, "application/json", no_store, health_json(&sources()).as_bytes(), head_only),
+            "/health" => {
+                let (status, body) = health(&sources());
+                response(status, "application/json", no_store, body.as_bytes(), head_only)
+            }
             "/metrics" => {
                 let body = prometheus(&sources());
                 response(200, "text/plain; version=0.0.4; charset=utf-8", no_store, body.as_bytes(), head_only)
@@ -546,6 +552,7 @@ impl EventLoop {
         };
         let ws = Ws::new(up.stream, up.leftover, self.ws_config, self.limits);
         conn.phase = Phase::Open(Box::new(ws));
+        self.counters.websockets_opened += 1;
         conn.deadline = None;
         conn.want_write = false;
         info!("conn {key}: open from {}", conn.peer);
@@ -941,11 +948,23 @@ impl EventLoop {
     }
 }
 
-/// The last save happens here, so that it also runs when the loop fails or a panic unwinds.
+impl EventLoop {
+    /// The last save: an error when it failed, so that the process exits non-zero.
+    fn finish_saving(&mut self) -> io::Result<()> {
+        match self.persistence.as_mut() {
+            Some(persistence) => persistence
+                .finish(&self.core, self.clock.now())
+                .map_err(|e| io::Error::other(format!("the final save failed: {e}"))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The last save also happens here, so that it runs when the loop fails or a panic unwinds.
 impl Drop for EventLoop {
     fn drop(&mut self) {
-        if let Some(persistence) = self.persistence.as_mut() {
-            persistence.finish(&self.core, self.clock.now());
+        if let Err(e) = self.finish_saving() {
+            log::error!("{e}");
         }
     }
 }

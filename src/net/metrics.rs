@@ -3,7 +3,9 @@
 //! rendered as JSON and in the Prometheus text format (version 0.0.4).
 
 use super::counters::ShellCounters;
+use super::process::ProcessStats;
 use crate::core::{Counters, Stats};
+use crate::store::SaveStatus;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
@@ -59,19 +61,32 @@ pub(super) struct Sources<'a> {
     pub(super) sockets: usize,
     /// How long output may wait now (see `pacing.rs`).
     pub(super) flush_delay_us: u64,
+    /// The most sockets held at once (0: no cap).
+    pub(super) max_connections: usize,
+    /// How saving the state goes; `None` without a data directory.
+    pub(super) save: Option<SaveStatus>,
 }
 
-/// The `/health` body.
-pub(super) fn health_json(s: &Sources<'_>) -> String {
-    serde_json::json!({
-        "status": "ok",
+/// The `/health` status code and body: `200` and `"status":"ok"`, or `503` and
+/// `"status":"degraded"` with the reason while the last attempt to save the state failed.
+pub(super) fn health(s: &Sources<'_>) -> (u16, String) {
+    let reason = s.save.as_ref().and_then(|save| save.error.clone());
+    let mut body = serde_json::json!({
+        "status": if reason.is_some() { "degraded" } else { "ok" },
         "uptime_s": s.loop_stats.uptime_s(),
         "connections": s.stats.connections,
         "rooms": s.stats.channels,
         "participants": s.stats.participants,
         "version": crate::VERSION,
-    })
-    .to_string()
+    });
+    let status = match reason {
+        Some(reason) => {
+            body["reason"] = reason.into();
+            503
+        }
+        None => 200,
+    };
+    (status, body.to_string())
 }
 
 /// The `/metrics` body.
@@ -79,10 +94,31 @@ pub(super) fn prometheus(s: &Sources<'_>) -> String {
     let mut out = String::with_capacity(4096);
     let l = s.loop_stats;
     let c = s.shell;
+    process_metrics(&mut out, &ProcessStats::read());
+    header(&mut out, "mppd_build_info", "gauge", "Always 1; the version of the running build as a label.");
+    let _ = writeln!(out, "mppd_build_info{{version=\"{}\"}} 1", crate::VERSION);
     gauge(&mut out, "mppd_uptime_seconds", "Seconds since the server started.", l.uptime_s());
     gauge(&mut out, "mppd_connections_open", "Open WebSocket connections.", s.stats.connections);
+    counter(&mut out, "mppd_connections_total", "WebSocket connections opened since start.", c.websockets_opened);
     gauge(&mut out, "mppd_sockets_open", "Sockets in any phase: request head, WebSocket, closing.", s.sockets);
-    counter(&mut out, "mppd_connections_total", "Sockets accepted since start.", c.accepted);
+    counter(
+        &mut out,
+        "mppd_sockets_accepted_total",
+        "Sockets accepted since start (WebSocket or plain HTTP).",
+        c.accepted,
+    );
+    gauge(
+        &mut out,
+        "mppd_max_connections",
+        "Most sockets held at once (--max-connections; 0: no cap).",
+        s.max_connections,
+    );
+    counter(
+        &mut out,
+        "mppd_http_requests_total",
+        "Plain HTTP requests (not WebSocket upgrades): /health, /metrics, files, bad requests.",
+        c.http_requests,
+    );
     gauge(&mut out, "mppd_rooms", "Rooms that exist.", s.stats.channels);
     gauge(&mut out, "mppd_participants", "Participants over all rooms.", s.stats.participants);
     gauge(&mut out, "mppd_users", "Identified users with at least one connection.", s.stats.users);
@@ -137,6 +173,26 @@ pub(super) fn prometheus(s: &Sources<'_>) -> String {
         "How long output may wait to be written with more, now (grows while the server is busy).",
         s.flush_delay_us as f64 / 1e6,
     );
+    if let Some(save) = &s.save {
+        counter(
+            &mut out,
+            "mppd_state_save_failures_total",
+            "Failed attempts to save the state (retries included).",
+            save.failures,
+        );
+        gauge(
+            &mut out,
+            "mppd_state_last_save_timestamp_seconds",
+            "When the state was last saved, in seconds since the Unix epoch (0: not yet).",
+            save.last_success_unix_s.unwrap_or(0.0),
+        );
+        gauge(
+            &mut out,
+            "mppd_state_save_failing",
+            "1 while the last attempt to save the state failed.",
+            u8::from(save.error.is_some()),
+        );
+    }
     header(&mut out, "mppd_loop_turn_seconds", "histogram", "Time the event loop worked per turn (waiting excluded).");
     let mut cumulative = 0;
     for (le, n) in TURN_BUCKETS.iter().zip(&l.turn_counts) {
@@ -148,6 +204,26 @@ pub(super) fn prometheus(s: &Sources<'_>) -> String {
     let _ = writeln!(out, "mppd_loop_turn_seconds_sum {}", l.turn_sum.as_secs_f64());
     let _ = writeln!(out, "mppd_loop_turn_seconds_count {cumulative}");
     out
+}
+
+/// The process metrics every Prometheus client library exports, under the same names.
+fn process_metrics(out: &mut String, p: &ProcessStats) {
+    if let Some(bytes) = p.resident_bytes {
+        gauge(out, "process_resident_memory_bytes", "Resident memory size in bytes.", bytes);
+    }
+    if let Some(seconds) = p.cpu_seconds {
+        header(out, "process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.");
+        let _ = writeln!(out, "process_cpu_seconds_total {seconds}");
+    }
+    if let Some(fds) = p.open_fds {
+        gauge(out, "process_open_fds", "Number of open file descriptors.", fds);
+    }
+    if let Some(fds) = p.max_fds {
+        gauge(out, "process_max_fds", "Maximum number of open file descriptors.", fds);
+    }
+    if let Some(start) = p.start_time_seconds {
+        gauge(out, "process_start_time_seconds", "Start time of the process since unix epoch in seconds.", start);
+    }
 }
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -183,6 +259,8 @@ mod tests {
             loop_stats: &l,
             sockets: 0,
             flush_delay_us: 250,
+            max_connections: 7,
+            save: Some(SaveStatus { failures: 3, last_success_unix_s: Some(12.5), error: None }),
         });
         assert!(text.contains("mppd_loop_turn_seconds_bucket{le=\"0.00005\"} 1\n"), "{text}");
         assert!(text.contains("mppd_loop_turn_seconds_bucket{le=\"0.005\"} 2\n"), "{text}");
@@ -190,5 +268,34 @@ mod tests {
         assert!(text.contains("mppd_loop_turn_seconds_bucket{le=\"+Inf\"} 3\n"), "{text}");
         assert!(text.contains("mppd_loop_turn_seconds_count 3\n"), "{text}");
         assert!(text.contains("mppd_flush_delay_seconds 0.00025\n"), "{text}");
+        assert!(text.contains("mppd_max_connections 7\n"), "{text}");
+        assert!(text.contains("mppd_state_save_failures_total 3\n"), "{text}");
+        assert!(text.contains("mppd_state_last_save_timestamp_seconds 12.5\n"), "{text}");
+        assert!(text.contains("mppd_state_save_failing 0\n"), "{text}");
+        assert!(text.contains(&format!("mppd_build_info{{version=\"{}\"}} 1\n", crate::VERSION)), "{text}");
+        assert!(text.contains("process_resident_memory_bytes "), "{text}");
+    }
+
+    #[test]
+    fn health_is_degraded_while_saving_fails() {
+        let l = LoopStats::new();
+        let (core, shell) = (Counters::default(), ShellCounters::default());
+        let sources = |save| Sources {
+            stats: Stats::default(),
+            core: &core,
+            shell: &shell,
+            loop_stats: &l,
+            sockets: 0,
+            flush_delay_us: 0,
+            max_connections: 0,
+            save,
+        };
+        let (status, body) = health(&sources(None));
+        assert_eq!(status, 200);
+        assert!(body.contains("\"status\":\"ok\""), "{body}");
+        let failing = SaveStatus { failures: 1, last_success_unix_s: None, error: Some("disk full".into()) };
+        let (status, body) = health(&sources(Some(failing)));
+        assert_eq!(status, 503);
+        assert!(body.contains("\"status\":\"degraded\"") && body.contains("\"reason\":\"disk full\""), "{body}");
     }
 }

@@ -26,6 +26,7 @@ mod metrics;
 mod pacing;
 mod peer;
 mod persist;
+mod process;
 mod realip;
 mod stream;
 mod timers;

@@ -3,7 +3,7 @@
 //! happens on the [`Saver`] thread.
 
 use crate::core::{Core, Millis};
-use crate::store::Saver;
+use crate::store::{SaveStatus, Saver};
 
 /// The event loop's side of saving.
 pub(super) struct Persistence {
@@ -13,12 +13,14 @@ pub(super) struct Persistence {
     saved: u64,
     /// When the pending change is saved, if one is pending.
     due: Option<Millis>,
+    /// The last save was done (a second `finish` does nothing).
+    finished: bool,
 }
 
 impl Persistence {
     /// Starts from a core whose current state is already on disk (just restored).
     pub(super) fn new(saver: Saver, delay_ms: u64, core: &Core) -> Persistence {
-        Persistence { saver, delay_ms, saved: core.persist_generation(), due: None }
+        Persistence { saver, delay_ms, saved: core.persist_generation(), due: None, finished: false }
     }
 
     /// Called after every loop turn: schedules a save after a change, and saves when due.
@@ -37,12 +39,20 @@ impl Persistence {
         self.due
     }
 
-    /// Saves any unsaved change and waits until it is on disk.
-    pub(super) fn finish(&mut self, core: &Core, now: Millis) {
+    /// Saves any unsaved change and waits until it is on disk; why it is not, if it is not.
+    pub(super) fn finish(&mut self, core: &Core, now: Millis) -> Result<(), String> {
+        if std::mem::replace(&mut self.finished, true) {
+            return Ok(());
+        }
         if core.persist_generation() != self.saved {
             self.save(core, now);
         }
-        self.saver.finish();
+        self.saver.finish()
+    }
+
+    /// How saving goes (for `/health` and `/metrics`).
+    pub(super) fn status(&self) -> SaveStatus {
+        self.saver.status()
     }
 
     fn save(&mut self, core: &Core, now: Millis) {
