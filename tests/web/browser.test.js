@@ -127,6 +127,16 @@ test('chat crosses both ways', async () => {
   await b.evaluate(() => MPP.chat.send('hello from B'));
   await until(a, () => seen.a.some((m) => m.a === 'hello from B' && m.p.name === 'Bob'));
   await until(a, () => document.getElementById('chat-log').textContent.includes('hello from B'));
+  // A reply from A to B's line: it carries the line's id and shows the quoted line.
+  await a.click('#chat-log li:has-text("hello from B") .reply');
+  await a.fill('#chat-input', 'hi Bob');
+  await a.press('#chat-input', 'Enter');
+  const replied = await until(b, () => {
+    const original = seen.a.find((m) => m.a === 'hello from B');
+    return seen.a.find((m) => m.a === 'hi Bob' && m.r === original.id);
+  });
+  assert.ok(await replied.jsonValue());
+  await until(b, () => [...document.querySelectorAll('#chat-log .quote')].some((q) => q.textContent.includes('hello from B')));
 });
 
 test('notes cross both ways, batched with the sender id', async () => {
@@ -248,6 +258,8 @@ test('kickban from the participant menu, its notices, and unban from the setting
   }));
   await b.evaluate(() => MPP.client.setChannel('Made by A'));
   await until(b, () => MPP.client.channel._id === 'Made by A' && Object.keys(MPP.client.ppl).length === 2);
+  // Back in the room, B gets its chat history.
+  await until(b, () => document.getElementById('chat-log').textContent.includes('Shall we play a duet?'));
 });
 
 test('a lost connection is shown and both pages come back to their room', async () => {
