@@ -167,6 +167,13 @@ document.addEventListener('keyup', (e) => {
   release(note);
 });
 
+// Keys held when the window loses focus would never see their keyup.
+window.addEventListener('blur', () => {
+  for (const note of down.values()) release(note);
+  down.clear();
+  if (pedalDown && !sustainToggled) pedal(false);
+});
+
 let sustainToggled = false;
 $('sustain-button').addEventListener('click', () => {
   sustainToggled = !pedalDown;

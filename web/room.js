@@ -87,10 +87,22 @@ export class Room {
       el.hidden = true;
       return;
     }
-    const end = crown.endPos || { x: 50, y: 80 };
-    el.hidden = false;
-    el.style.left = `${Number(end.x) || 50}%`;
-    el.style.top = `${Math.min(85, Number(end.y) || 80)}%`;
+    const place = (pos) => {
+      const x = Math.min(95, Math.max(5, Number(pos && pos.x) || 50));
+      const y = Math.min(85, Math.max(5, Number(pos && pos.y) || 80));
+      el.style.left = `${x}%`;
+      el.style.top = `${y}%`;
+    };
+    if (el.hidden || this.crownDrop !== crown.time) {
+      // A new drop: it falls from where the holder was to where it lands, as on other clients.
+      this.crownDrop = crown.time;
+      el.hidden = false;
+      el.style.transition = 'none';
+      place(crown.startPos);
+      void el.offsetWidth;
+      el.style.transition = '';
+    }
+    place(crown.endPos);
     const left = crown.time + CROWN_WAIT_MS - (Date.now() + this.client.serverTimeOffset);
     const mine = this.client.user && crown.userId === this.client.user._id;
     $('crown-text').textContent = mine || left <= 0 ? 'Take the crown' : `Free in ${Math.ceil(left / 1000)} s`;
