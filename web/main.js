@@ -5,7 +5,7 @@ import { Client } from './client.js';
 import { NoteQuota, NoteBatcher, PARAMS_OFFLINE, FLUSH_MS, QUOTA_TICK_MS } from './notes.mjs';
 import { Piano } from './piano.js';
 import { Sound } from './sound.js';
-import { Midi } from './midi.js';
+import { Midi } from './midi.mjs';
 import { Room, roomFromPath } from './room.js';
 import { Chat, Notices } from './chat.js';
 

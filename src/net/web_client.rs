@@ -18,7 +18,7 @@ const FILES: [(&str, &[u8]); 11] = [
     ("notes.mjs", include_bytes!("../../web/notes.mjs")),
     ("piano.js", include_bytes!("../../web/piano.js")),
     ("sound.js", include_bytes!("../../web/sound.js")),
-    ("midi.js", include_bytes!("../../web/midi.js")),
+    ("midi.mjs", include_bytes!("../../web/midi.mjs")),
     ("room.js", include_bytes!("../../web/room.js")),
     ("chat.js", include_bytes!("../../web/chat.js")),
     ("icon.svg", include_bytes!("../../web/icon.svg")),

@@ -6,7 +6,7 @@
 # Screenshots: target/web-client/page-a.png and page-b.png.
 set -eu
 cd "$(dirname "$0")"
-node --test --test-force-exit notes.test.js
+node --test --test-force-exit notes.test.js midi.test.js
 chromium="${CHROMIUM:-/usr/bin/chromium}"
 if [ ! -x "$chromium" ]; then
   echo "SKIPPED: web client in a browser: no Chromium at $chromium"
