@@ -4,6 +4,7 @@
 use mppd::Config;
 use mppd::config::Rate;
 use mppd::net::IpCidr;
+use mppd::salt::{self, SaltSource};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 
@@ -87,8 +88,10 @@ const OPTIONS: &[Opt] = &[
     Opt {
         name: "salt",
         kind: Kind::Value("SECRET"),
-        help: "Secret mixed into user ids; set your own, a known salt reveals addresses",
-        default: |c| c.core.id_salt.clone(),
+        help: "Secret mixed into user ids (default: made at the first start and kept in the data \
+               directory; random per process without one). Set it only to keep another \
+               installation's ids",
+        default: |_| "none".to_string(),
         set: |c, v| {
             c.core.id_salt = v.to_string();
             Ok(())
@@ -758,12 +761,19 @@ pub fn parse(args: impl IntoIterator<Item = String>, env: impl Fn(&str) -> Optio
     Ok(Command::Run { config: Box::new(config), seed_given })
 }
 
-/// The configuration as pretty JSON, with the salt replaced: it is a secret (README).
+/// The configuration as pretty JSON, with the salt replaced (it is a secret) and where it comes
+/// from added as `id_salt_source`.
 pub fn effective_config(config: &Config) -> String {
     let mut shown = config.clone();
-    shown.core.id_salt = "<redacted>".to_string();
+    let source = salt::describe(&config.core.id_salt, config.data_dir.as_deref());
+    shown.core.id_salt = match source {
+        SaltSource::Configured => "<redacted>".to_string(),
+        _ => String::new(),
+    };
     // Plain data with string keys: serializing cannot fail.
-    serde_json::to_string_pretty(&shown).unwrap_or_default()
+    let mut value = serde_json::to_value(&shown).unwrap_or_default();
+    value["id_salt_source"] = source.to_string().into();
+    serde_json::to_string_pretty(&value).unwrap_or_default()
 }
 
 fn set(config: &mut Config, name: &str, value: &str) -> Result<(), String> {
@@ -812,6 +822,12 @@ mod tests {
         assert!(text.contains("<redacted>"), "{text}");
         let value: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(value["data_dir"], "data");
+        assert_eq!(value["id_salt_source"], "configured (--salt or MPPD_SALT)");
+        let parsed = parse(["--data-dir", "", "--print-config"].map(String::from), |_| None).unwrap();
+        let Command::PrintConfig(config) = parsed else { panic!("expected print-config") };
+        let value: serde_json::Value = serde_json::from_str(&effective_config(&config)).unwrap();
+        assert!(value["id_salt_source"].as_str().unwrap().starts_with("random for this process"), "{value}");
+        assert_eq!(value["core"]["id_salt"], "");
     }
 
     #[test]

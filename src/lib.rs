@@ -8,6 +8,7 @@
 pub mod config;
 pub mod net;
 pub mod record;
+pub mod salt;
 pub mod store;
 
 /// The protocol state machine, its wire types and its configuration (the `mppd-core` crate).

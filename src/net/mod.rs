@@ -36,6 +36,7 @@ mod ws;
 use crate::config::Config;
 use crate::core::Snapshot;
 use crate::record::Recorder;
+use crate::salt::{self, SaltSource};
 use crate::store::{Saver, Store};
 use clock::Clock;
 use event_loop::{EventLoop, listener_token};
@@ -78,11 +79,17 @@ pub struct Server {
     /// The web client's files: a `--static` directory (canonical), else the built-in client
     /// unless it is turned off.
     site: Option<http::Site>,
+    /// Where the id salt came from.
+    salt_source: SaltSource,
 }
 
 impl Server {
     /// Binds every address in `config.listen` (port 0 picks a free port).
-    pub fn bind(config: Config) -> io::Result<Server> {
+    ///
+    /// Without a configured salt (`config.core.id_salt` empty) the salt comes from the data
+    /// directory, made there at the first start, or is random for this process
+    /// ([`crate::salt`]).
+    pub fn bind(mut config: Config) -> io::Result<Server> {
         if config.send_queue_soft_bytes > config.send_queue_hard_bytes {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -100,6 +107,8 @@ impl Server {
             Some(dir) => Some(http::Site::Directory(http::StaticRoot::open(dir)?)),
             None => config.web_client.then(|| http::Site::BuiltIn(web_client::WebClient::new())),
         };
+        let (salt, salt_source) = salt::resolve(&config.core.id_salt, config.data_dir.as_deref())?;
+        config.core.id_salt = salt;
         let persistence = match &config.data_dir {
             Some(dir) => {
                 let store = Store::open(dir);
@@ -123,7 +132,36 @@ impl Server {
             ),
             None => None,
         };
-        Ok(Server { poll, listeners, shutdown, config, recorder, persistence, site })
+        Ok(Server { poll, listeners, shutdown, config, recorder, persistence, site, salt_source })
+    }
+
+    /// What an operator wants to know first: version, addresses, data directory, web client,
+    /// where the id salt came from.
+    pub fn startup_line(&self) -> String {
+        let addrs: Vec<String> = self.local_addrs().iter().map(ToString::to_string).collect();
+        let data = match &self.config.data_dir {
+            Some(dir) => dir.display().to_string(),
+            None => "none (state kept in memory)".to_string(),
+        };
+        let web = match &self.site {
+            Some(http::Site::Directory(_)) => match &self.config.static_dir {
+                Some(dir) => format!("files from {}", dir.display()),
+                None => "files from a directory".to_string(),
+            },
+            Some(http::Site::BuiltIn(_)) => "built in".to_string(),
+            None => "off".to_string(),
+        };
+        format!(
+            "mppd {} starting: listen {}; data directory {data}; web client {web}; id salt {}",
+            crate::VERSION,
+            addrs.join(", "),
+            self.salt_source
+        )
+    }
+
+    /// Where the id salt in use came from (never the salt itself).
+    pub fn salt_source(&self) -> &SaltSource {
+        &self.salt_source
     }
 
     /// The addresses actually bound, in the order of `config.listen`.
@@ -139,6 +177,7 @@ impl Server {
     /// Serves until shutdown, then closes every WebSocket with 4000 "Server closing.", saves the
     /// persistent state (also when the loop fails or panics) and returns.
     pub fn run(self) -> io::Result<()> {
+        log::info!("{}", self.startup_line());
         for addr in self.local_addrs() {
             log::info!("listening on {addr}");
         }

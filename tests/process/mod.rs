@@ -116,6 +116,16 @@ impl Mppd {
         self.wait_for_log(text).unwrap_or_else(|| panic!("mppd never logged {text:?}"))
     }
 
+    /// Every log line not yet searched, to the end of the log: call it after the process
+    /// exited (its pipes are closed then).
+    pub fn drain_log(&mut self) -> Vec<String> {
+        let mut lines: Vec<String> = self.early.drain(..).collect();
+        while let Ok(line) = self.log.recv_timeout(WAIT) {
+            lines.push(line);
+        }
+        lines
+    }
+
     /// Sends a signal by name (`TERM`, `INT`, `KILL`).
     pub fn signal(&self, name: &str) {
         let status = Command::new("kill").arg(format!("-{name}")).arg(self.child.id().to_string()).status();

@@ -21,7 +21,9 @@ impl Rate {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CoreConfig {
-    /// Secret mixed into the hash that turns an address into a user id (PROTOCOL.md §10).
+    /// Secret mixed into the hash that turns an address into a user id (PROTOCOL.md §10). There
+    /// is no built-in one: the server sets a configured or generated salt before it starts the
+    /// core (empty only in tests that do not care).
     pub id_salt: String,
     /// Seed of the core's random generator (chat ids, crown drop positions, random ids).
     pub seed: u64,
@@ -75,7 +77,7 @@ pub struct CoreConfig {
 impl Default for CoreConfig {
     fn default() -> Self {
         CoreConfig {
-            id_salt: "mppd-default-salt-change-me".to_string(),
+            id_salt: String::new(),
             seed: 0,
             random_ids: false,
             custom_id_limit: 0,
