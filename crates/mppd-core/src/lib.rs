@@ -259,6 +259,12 @@ impl Core {
         output
     }
 
+    /// Whether a connection is open as far as the core knows: opened, and neither closed by the
+    /// shell nor by an [`Output::Close`].
+    pub fn is_open(&self, conn: ConnId) -> bool {
+        self.conns.contains_key(&conn)
+    }
+
     /// When the next `Tick` is due, if any timer is pending.
     pub fn next_deadline(&self) -> Option<Millis> {
         self.timers.first().map(|(at, _)| *at)

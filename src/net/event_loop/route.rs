@@ -1,0 +1,71 @@
+//! The core's side of the loop: every input goes in through `feed`, which records it when
+//! recording and takes the outputs it caused (so a recording keeps each input's outputs after
+//! it); `route`, called once per event, delivers them, then tells the core about the
+//! connections the shell lost meanwhile.
+
+use super::EventLoop;
+use crate::core::{Input, Millis, Output};
+use crate::net::conn::Phase;
+use crate::net::ws::Push;
+use std::rc::Rc;
+
+impl EventLoop {
+    /// Hands one input to the core and takes its outputs for [`route`](Self::route), recording
+    /// both when recording.
+    pub(super) fn feed(&mut self, now: Millis, input: Input<'_>) {
+        if let Some(recorder) = self.recorder.as_mut() {
+            recorder.input(now, &input);
+        }
+        self.core.handle(now, input);
+        while let Some(output) = self.core.poll_output() {
+            if let Some(recorder) = self.recorder.as_mut() {
+                recorder.output(&output);
+            }
+            self.outputs.push_back(output);
+        }
+    }
+
+    /// Delivers the outputs taken so far; then tells the core, one at a time, about the
+    /// connections the shell lost meanwhile and delivers what that caused, until nothing is
+    /// left. Called once per event, never from within itself.
+    pub(super) fn route(&mut self, now: Millis) {
+        loop {
+            while let Some(output) = self.outputs.pop_front() {
+                match output {
+                    Output::Send { conn, frame, droppable } => self.send(conn.0, frame, droppable, now),
+                    Output::Close { conn, code, reason } => {
+                        self.close_ws(conn.0, code, &reason, now, false);
+                    }
+                }
+            }
+            let Some(conn) = self.lost.pop_front() else { break };
+            // A connection the core closed itself (its close is on its way) is not reported.
+            if self.shutdown_deadline.is_none() && self.core.is_open(conn) {
+                self.feed(now, Input::Closed { conn });
+            }
+        }
+    }
+
+    pub(super) fn send(&mut self, key: usize, frame: Rc<str>, droppable: bool, now: Millis) {
+        let Some(conn) = self.conns.get_mut(key) else { return };
+        let Phase::Open(ws) = &mut conn.phase else { return };
+        if droppable && ws.is_behind() {
+            ws.count_dropped();
+            self.counters.frames_dropped += 1;
+            return;
+        }
+        self.loop_stats.frames_out += 1;
+        self.loop_stats.bytes_out += frame.len() as u64;
+        match ws.push(frame) {
+            Push::Queued => {
+                // A burst for one connection within a turn is written before it reaches the
+                // soft cap, unless the socket is known to be full.
+                if !conn.want_write && ws.wants_early_flush() {
+                    self.flush_conn(key, now);
+                }
+                self.mark_dirty(key);
+            }
+            Push::Overflow => self.close_overflowing(key, now),
+        }
+    }
+}
