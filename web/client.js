@@ -103,7 +103,13 @@ export class Client {
       }
       if (!Array.isArray(messages)) return;
       for (const msg of messages) {
-        if (msg && typeof msg.m === 'string') this.receive(msg);
+        if (!msg || typeof msg.m !== 'string') continue;
+        try {
+          this.receive(msg);
+        } catch (e) {
+          // A malformed message is skipped; the rest of the frame still counts.
+          console.warn(`cannot handle "${msg.m}"`, e);
+        }
       }
     });
     ws.addEventListener('close', (event) => {
@@ -163,6 +169,7 @@ export class Client {
         this.clock.update(msg.t, msg.e);
         break;
       case 'ch':
+        if (!msg.ch || typeof msg.ch._id !== 'string') return;
         this.channel = msg.ch;
         this.desiredChannelId = msg.ch._id;
         if (typeof msg.p === 'string') this.participantId = msg.p;

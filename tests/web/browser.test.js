@@ -217,6 +217,9 @@ test('screenshots of both pages', async () => {
   // A chord from B, lit on A when it sounds there.
   await b.evaluate(() => ['c3', 'e3', 'g3', 'c4'].forEach((n) => MPP.press(n, 0.7)));
   await until(a, () => document.querySelector('#piano .key[data-note="g3"]').classList.contains('lit'));
+  // …and sounding there, as a voice of B's.
+  const idB = await b.evaluate(() => MPP.client.participantId);
+  assert.ok(await a.evaluate((id) => MPP.sound.ready && MPP.sound.voices.has(`${id}g3`), idB));
   await a.evaluate(() => ['a2', 'e3'].forEach((n) => MPP.press(n, 0.7)));
   await a.screenshot({ path: path.join(SHOTS, 'page-a.png') });
   await b.screenshot({ path: path.join(SHOTS, 'page-b.png') });
