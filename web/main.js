@@ -255,4 +255,9 @@ window.MPP = {
   releaseSustain: () => pedal(false),
 };
 
+// When the first room was entered, in ms since navigation start (for measurements).
+client.once('ch', () => {
+  window.MPP.joinedAt = performance.now();
+});
+
 client.start();

@@ -93,8 +93,11 @@ after(async () => {
   if (server) server.child.kill('SIGTERM');
 });
 
-test('the page is the piano and both pages are in the room as two people', async () => {
+test('the page is the piano and both pages are in the room as two people', async (t) => {
   const { a, b } = pages;
+  // From navigation start to the room's participant list, as the page measured it.
+  const ms = await a.evaluate(() => MPP.joinedAt);
+  t.diagnostic(`page A: in the room ${Math.round(ms)} ms after navigation start`);
   for (const page of [a, b]) {
     await until(page, () => MPP.client.channel && MPP.client.channel._id === 'Piano test'
       && Object.keys(MPP.client.ppl).length === 2);
