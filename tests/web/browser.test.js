@@ -229,12 +229,23 @@ test('screenshots of both pages', async () => {
   assert.deepEqual(problems, [], 'no page errors');
 });
 
-test('on a page that is not secure (plain http, not localhost) the MIDI dialog says why', async () => {
-  const context = await browser.newContext({ extraHTTPHeaders: { 'X-Forwarded-For': '198.51.100.3' } });
+test('on a phone that is not on a secure page (plain http, not localhost) the MIDI dialog says why', async () => {
+  const context = await browser.newContext({
+    viewport: { width: 390, height: 760 },
+    isMobile: true,
+    hasTouch: true,
+    extraHTTPHeaders: { 'X-Forwarded-For': '198.51.100.3' },
+  });
   const page = await context.newPage();
   const port = server.addr.split(':')[1];
   await page.goto(`http://piano.example:${port}/`);
   await until(page, () => MPP.client.channel && MPP.client.channel._id === 'lobby');
+  // Everything but the keyboard fits the phone's width; the keyboard scrolls, keys finger-wide.
+  assert.equal(await page.evaluate(() => document.documentElement.scrollWidth <= innerWidth), true);
+  const keyWidth = await page.evaluate(() => MPP.piano.keys.c3.el.getBoundingClientRect().width);
+  assert.ok(keyWidth >= 16, `white keys ${keyWidth} px wide`);
+  await page.tap('#piano .key[data-note="c3"]');
+  await page.screenshot({ path: path.join(SHOTS, 'phone.png') });
   assert.equal(await page.evaluate(() => window.isSecureContext), false);
   await page.click('#midi-button');
   const hint = page.locator('#midi-hint');
