@@ -255,7 +255,7 @@ test('on a phone that is not on a secure page (plain http, not localhost) the MI
   await context.close();
 });
 
-test('kickban from the participant menu, its notices, and unban from the settings', async () => {
+test('kickban from the participant menu, its notices, unban from the settings, and giving the crown', async () => {
   const { a, b } = pages;
   const idB = await b.evaluate(() => MPP.client.participantId);
   await a.click(`#people .person:has-text("Bob")`);
@@ -277,6 +277,12 @@ test('kickban from the participant menu, its notices, and unban from the setting
   await until(b, () => MPP.client.channel._id === 'Made by A' && Object.keys(MPP.client.ppl).length === 2);
   // Back in the room, B gets its chat history.
   await until(b, () => document.getElementById('chat-log').textContent.includes('Shall we play a duet?'));
+  // A gives B the crown from B's menu; B gets the settings button, A loses it.
+  await a.click(`#people .person:has-text("Bob")`);
+  await a.click('#give-crown');
+  await until(b, () => MPP.client.isOwner() && !document.getElementById('settings-button').hidden);
+  await until(a, () => !MPP.client.isOwner() && document.getElementById('settings-button').hidden);
+  await until(a, () => document.querySelector('#people .person.owner').textContent.includes('Bob'));
 });
 
 test('a lost connection is shown and both pages come back to their room', async () => {
