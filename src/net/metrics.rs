@@ -123,7 +123,7 @@ pub(super) fn prometheus(s: &Sources<'_>) -> String {
     gauge(&mut out, "mppd_participants", "Participants over all rooms.", s.stats.participants);
     gauge(&mut out, "mppd_users", "Identified users with at least one connection.", s.stats.users);
     header(&mut out, "mppd_messages_in_total", "counter", "Messages received, by type.");
-    for (kind, n) in &s.core.messages_in {
+    for (kind, n) in s.core.messages_in() {
         let _ = writeln!(out, "mppd_messages_in_total{{type=\"{kind}\"}} {n}");
     }
     counter(

@@ -29,7 +29,7 @@ use self::channel::Channel;
 use self::ids::Rng;
 use self::quota::RateLimiter;
 use crate::config::CoreConfig;
-use crate::proto::inbound::{Message, split_frame};
+use crate::proto::inbound::{Message, Name, parse_frame};
 use crate::proto::outbound::{self, ParticipantInfo};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -91,8 +91,20 @@ pub struct Counters {
     pub rate_limited: u64,
     /// Frames that were not a JSON array, and elements that were not valid messages.
     pub malformed: u64,
-    /// Messages received, by name (known names only; the rest count as "other").
-    pub messages_in: BTreeMap<&'static str, u64>,
+    /// Messages received, by name, in the order of [`Name::ALL`] (see [`Counters::messages_in`]).
+    #[serde(skip)]
+    messages_by_name: [u64; Name::ALL.len()],
+}
+
+impl Counters {
+    /// Messages received, by name (known names only; the rest count as "other"), in the order
+    /// of the names, each name that was received at least once.
+    pub fn messages_in(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        let mut names: Vec<(&'static str, u64)> =
+            Name::ALL.iter().map(|n| (n.as_str(), self.messages_by_name[n.index()])).filter(|(_, c)| *c > 0).collect();
+        names.sort_unstable();
+        names.into_iter()
+    }
 }
 
 /// A user: its identity and profile, and every connection it has open.
@@ -211,6 +223,8 @@ pub struct Core {
     persist_generation: u64,
     /// Outputs not yet taken by [`Core::poll_output`], oldest first.
     outputs: VecDeque<Output>,
+    /// Where notes and cursor moves are serialized before they become a shared frame.
+    frame_buf: Vec<u8>,
 }
 
 impl Core {
@@ -230,6 +244,7 @@ impl Core {
             pending_bans: persist::PendingBans::new(),
             persist_generation: 0,
             outputs: VecDeque::new(),
+            frame_buf: Vec::new(),
         }
     }
 
@@ -314,7 +329,7 @@ impl Core {
             self.close(now, conn_id, 4002, reason);
             return;
         }
-        let Some(elements) = split_frame(text) else {
+        let Some(elements) = parse_frame(text) else {
             log::debug!("{conn_id:?}: frame is not a JSON array; ignored");
             self.counters.malformed += 1;
             return;
@@ -329,7 +344,7 @@ impl Core {
                 self.close(now, conn_id, 4007, reason);
                 return;
             }
-            match Message::parse(element) {
+            match element {
                 Some(message) => self.dispatch(now, conn_id, &message),
                 None => {
                     log::debug!("{conn_id:?}: element is not a message object; skipped");
@@ -344,55 +359,33 @@ impl Core {
         let Some(state) = self.conns.get(&conn) else { return };
         let identified = state.user.is_some();
         let in_channel = state.channel.is_some();
-        let name: &'static str = match msg.m.as_ref() {
-            "hi" => "hi",
-            "t" => "t",
-            "bye" => "bye",
-            "devices" => "devices",
-            "ch" => "ch",
-            "userset" => "userset",
-            "+ls" => "+ls",
-            "-ls" => "-ls",
-            "+custom" => "+custom",
-            "-custom" => "-custom",
-            "a" => "a",
-            "dm" => "dm",
-            "n" => "n",
-            "m" => "m",
-            "chset" => "chset",
-            "chown" => "chown",
-            "kickban" => "kickban",
-            "unban" => "unban",
-            "custom" => "custom",
-            _ => "other",
-        };
-        *self.counters.messages_in.entry(name).or_default() += 1;
-        match name {
-            "hi" => self.on_hi(now, conn, msg),
-            "t" => self.on_ping(now, conn, msg),
+        self.counters.messages_by_name[msg.name.index()] += 1;
+        match msg.name {
+            Name::Hi => self.on_hi(now, conn, msg),
+            Name::T => self.on_ping(now, conn, msg),
             _ if !identified => {}
-            "bye" => self.close(now, conn, 1000, String::new()),
-            "ch" => self.on_ch(now, conn, msg),
-            "userset" => self.on_userset(now, conn, msg),
-            "+ls" => self.on_subscribe_list(now, conn),
-            "-ls" => self.on_unsubscribe_list(conn),
-            "+custom" | "-custom" => {
+            Name::Bye => self.close(now, conn, 1000, String::new()),
+            Name::Ch => self.on_ch(now, conn, msg),
+            Name::Userset => self.on_userset(now, conn, msg),
+            Name::SubscribeList => self.on_subscribe_list(now, conn),
+            Name::UnsubscribeList => self.on_unsubscribe_list(conn),
+            Name::SubscribeCustom | Name::UnsubscribeCustom => {
                 if let Some(c) = self.conns.get_mut(&conn) {
-                    c.custom_subscribed = name == "+custom";
+                    c.custom_subscribed = msg.name == Name::SubscribeCustom;
                 }
             }
             _ if !in_channel => {}
-            "a" => self.on_chat(now, conn, msg),
-            "dm" => self.on_dm(now, conn, msg),
-            "n" => self.on_notes(now, conn, msg),
-            "m" => self.on_cursor(now, conn, msg),
-            "chset" => self.on_chset(now, conn, msg),
-            "chown" => self.on_chown(now, conn, msg),
-            "kickban" => self.on_kickban(now, conn, msg),
-            "unban" => self.on_unban(now, conn, msg),
-            "custom" => self.on_custom(now, conn, msg),
+            Name::A => self.on_chat(now, conn, msg),
+            Name::Dm => self.on_dm(now, conn, msg),
+            Name::N => self.on_notes(now, conn, msg),
+            Name::M => self.on_cursor(now, conn, msg),
+            Name::Chset => self.on_chset(now, conn, msg),
+            Name::Chown => self.on_chown(now, conn, msg),
+            Name::Kickban => self.on_kickban(now, conn, msg),
+            Name::Unban => self.on_unban(now, conn, msg),
+            Name::Custom => self.on_custom(now, conn, msg),
             // `devices` and unknown names are ignored silently (§1.6, §5).
-            _ => {}
+            Name::Devices | Name::Other => {}
         }
     }
 
@@ -442,8 +435,12 @@ impl Core {
 
     /// Sends one message to every connection in a channel, except `except`, serialized once.
     fn broadcast(&mut self, channel: &str, message: &str, except: Option<ConnId>, droppable: bool) {
+        self.broadcast_frame(channel, frame(&[message]), except, droppable);
+    }
+
+    /// Sends one frame to every connection in a channel, except `except`; they all share it.
+    fn broadcast_frame(&mut self, channel: &str, frame: Rc<str>, except: Option<ConnId>, droppable: bool) {
         let Some(ch) = self.channels.get(channel) else { return };
-        let frame = frame(&[message]);
         for conn in ch.conns() {
             if Some(conn) != except {
                 self.outputs.push_back(Output::Send { conn, frame: frame.clone(), droppable });

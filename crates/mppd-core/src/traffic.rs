@@ -2,7 +2,7 @@
 //! quota of §8), cursor `m` (coalesced), and bot `custom` messages (§5).
 
 use super::{ConnId, Core, Limit, Message, Output, Timer, UserId};
-use crate::proto::inbound::{CustomTarget, NoteIn, is_truthy, number, number_or_numeric_string, parse_as, string};
+use crate::proto::inbound::{CustomTarget, is_truthy, number, number_or_numeric_string, parse_as, parse_notes, string};
 use crate::proto::outbound::{self, Echo, NoteOut, Num};
 use crate::proto::validate::{MAX_CHAT_LEN, MAX_NOTE_NAME_LEN, MAX_REPLY_TO_LEN, is_valid_text, js_length};
 use crate::time::Millis;
@@ -94,17 +94,11 @@ impl Core {
     pub(super) fn on_notes(&mut self, now: Millis, conn: ConnId, msg: &Message<'_>) {
         let Some((user, key)) = self.member(conn) else { return };
         let Some(t) = Echo::of(msg.t) else { return };
-        let Some(elements) = parse_as::<Vec<&RawValue>>(msg.n) else { return };
-        let parsed: Vec<(Cow<'_, str>, NoteIn<'_>)> = elements
-            .iter()
-            .filter_map(|e| {
-                let note = parse_as::<NoteIn<'_>>(Some(e))?;
-                let name = string(note.n).filter(|n| js_length(n) <= MAX_NOTE_NAME_LEN)?;
-                Some((name, note))
-            })
-            .collect();
-        let mut notes: Vec<NoteOut<'_>> = Vec::with_capacity(parsed.len());
-        for (name, note) in &parsed {
+        let Some(elements) = parse_notes(msg.n) else { return };
+        let mut notes: Vec<NoteOut<'_>> = Vec::with_capacity(elements.len());
+        // Each note is checked on its own; an invalid one is left out (§5 `n`).
+        for note in elements.iter().flatten() {
+            let Some(name) = string(note.n).filter(|n| js_length(n) <= MAX_NOTE_NAME_LEN) else { continue };
             // `d` is optional, but a present `d` must be a finite number (negative → 0).
             let d = match note.d {
                 None => None,
@@ -133,9 +127,9 @@ impl Core {
             self.counters.notes_over_quota += u64::from(count);
             return;
         }
-        let Some(id) = self.users.get(&user).map(|u| u.id_hex.clone()) else { return };
-        let n = outbound::notes(t, &id, &notes);
-        self.broadcast(&key, &n, Some(conn), true);
+        let Some(sender) = self.users.get(&user) else { return };
+        let frame = outbound::notes_frame(&mut self.frame_buf, t, &sender.id_hex, &notes);
+        self.broadcast_frame(&key, frame, Some(conn), true);
     }
 
     /// `m`: store the cursor and broadcast it at most once per interval per participant; a move
@@ -168,8 +162,8 @@ impl Core {
         let Some(ch) = self.channels.get(key) else { return };
         let (Some(p), Some(u)) = (ch.participant(user), self.users.get(&user)) else { return };
         let Some((x, y)) = p.cursor else { return };
-        let m = outbound::cursor(&u.id_hex, x, y);
-        self.broadcast(key, &m, Some(from), true);
+        let frame = outbound::cursor_frame(&mut self.frame_buf, &u.id_hex, x, y);
+        self.broadcast_frame(key, frame, Some(from), true);
     }
 
     /// Broadcasts every coalesced cursor move of a channel.

@@ -4,6 +4,8 @@
 use crate::time::Millis;
 use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::rc::Rc;
 
 /// A number written as an integer when it is whole (`50`, not `50.0`), as clients and the
 /// protocol's examples show positions.
@@ -110,6 +112,29 @@ pub fn to_json<T: Serialize>(value: &T) -> String {
     })
 }
 
+/// A frame of one message: `[message]`, written into `buf` (emptied first; a buffer reused
+/// across messages saves an allocation each) and copied once into the shared frame.
+pub fn frame_of<T: Serialize>(buf: &mut Vec<u8>, message: &T) -> Rc<str> {
+    buf.clear();
+    buf.push(b'[');
+    if let Err(err) = serde_json::to_writer(&mut *buf, message) {
+        log::error!("cannot serialize an outbound message: {err}");
+        buf.truncate(1);
+        buf.extend_from_slice(b"{}");
+    }
+    buf.push(b']');
+    // serde_json writes UTF-8 only; the check is a formality that never fails.
+    let frame = Rc::from(std::str::from_utf8(buf).unwrap_or("[{}]"));
+    if buf.capacity() > MAX_KEPT_BUFFER {
+        // A rare huge message does not keep its buffer.
+        *buf = Vec::new();
+    }
+    frame
+}
+
+/// Capacity a reused serialization buffer keeps between messages.
+const MAX_KEPT_BUFFER: usize = 64 * 1024;
+
 pub const B: &str = r#"{"m":"b","code":"~return true"}"#;
 
 #[derive(Serialize)]
@@ -185,8 +210,9 @@ struct Cursor<'a> {
     y: Coord,
 }
 
-pub fn cursor(id: &str, x: f64, y: f64) -> String {
-    to_json(&Cursor { m: "m", id, x: Coord::At(x), y: Coord::At(y) })
+/// The frame of one cursor move, serialized straight into `buf` and shared by its recipients.
+pub fn cursor_frame(buf: &mut Vec<u8>, id: &str, x: f64, y: f64) -> Rc<str> {
+    frame_of(buf, &Cursor { m: "m", id, x: Coord::At(x), y: Coord::At(y) })
 }
 
 #[derive(Serialize)]
@@ -202,7 +228,7 @@ pub fn bye(id: &str) -> String {
 /// A validated note, re-serialized with only the known fields (§5 `n`).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct NoteOut<'a> {
-    pub n: &'a str,
+    pub n: Cow<'a, str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub v: Option<Num>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -219,9 +245,10 @@ struct Notes<'a> {
     n: &'a [NoteOut<'a>],
 }
 
+/// The frame of one `n` message, serialized straight into `buf` and shared by its recipients.
 /// `t` is passed through exactly as received.
-pub fn notes(t: Echo<'_>, id: &str, notes: &[NoteOut<'_>]) -> String {
-    to_json(&Notes { m: "n", t, p: id, n: notes })
+pub fn notes_frame(buf: &mut Vec<u8>, t: Echo<'_>, id: &str, notes: &[NoteOut<'_>]) -> Rc<str> {
+    frame_of(buf, &Notes { m: "n", t, p: id, n: notes })
 }
 
 #[derive(Serialize)]
