@@ -188,8 +188,23 @@ function unlockSound() {
   });
 }
 document.addEventListener('pointerdown', unlockSound, true);
+// The volume, kept in this browser (where storage is allowed).
 const volume = $('volume');
-volume.addEventListener('input', () => sound.setVolume(Number(volume.value) / 100));
+try {
+  const saved = localStorage.getItem('mppd-volume');
+  if (saved !== null && Number(saved) >= 0 && Number(saved) <= 100) volume.value = saved;
+} catch {
+  // No storage: the default volume.
+}
+sound.setVolume(Number(volume.value) / 100);
+volume.addEventListener('input', () => {
+  sound.setVolume(Number(volume.value) / 100);
+  try {
+    localStorage.setItem('mppd-volume', volume.value);
+  } catch {
+    // No storage: the volume lasts for this page.
+  }
+});
 
 // MIDI keyboards.
 const midi = new Midi({ press, release, pedal }, (state) => {

@@ -252,6 +252,12 @@ test('on a phone that is not on a secure page (plain http, not localhost) the MI
   assert.equal(await hint.isVisible(), true);
   assert.match(await hint.textContent(), /secure page: open this piano over https or on localhost/);
   assert.equal(await page.locator('#midi-enable').isHidden(), true);
+  await page.keyboard.press('Escape');
+  // The volume is remembered by the browser.
+  await page.fill('#volume', '30');
+  await page.reload();
+  await until(page, () => MPP.client.channel);
+  assert.equal(await page.evaluate(() => [document.getElementById('volume').value, MPP.sound.volume].join()), '30,0.3');
   await context.close();
 });
 
