@@ -1,6 +1,7 @@
 //! Command line and environment → [`Config`]. Flags win over environment variables, which win
 //! over the defaults. Every option `--some-name` also reads `MPPD_SOME_NAME`.
 
+use crate::logging::Filter;
 use mppd::Config;
 use mppd::config::Rate;
 use mppd::net::IpCidr;
@@ -39,8 +40,6 @@ struct Opt {
     default: fn(&Config) -> String,
     set: fn(&mut Config, &str) -> Result<(), String>,
 }
-
-const LOG_LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
 
 fn number<T: std::str::FromStr>(value: &str) -> Result<T, String> {
     value.trim().parse().map_err(|_| format!("expected a non-negative integer, got {value:?}"))
@@ -623,14 +622,27 @@ const OPTIONS: &[Opt] = &[
     Opt {
         name: "log-level",
         kind: Kind::Value("LEVEL"),
-        help: "off, error, warn, info, debug or trace (env also LOG_LEVEL)",
+        help: "off, error, warn, info, debug or trace, or per module as in RUST_LOG \
+               (info,mppd::net=debug); env also RUST_LOG and LOG_LEVEL",
         default: |c| c.log_level.clone(),
         set: |c, v| {
             let level = v.trim().to_ascii_lowercase();
-            if !LOG_LEVELS.contains(&level.as_str()) {
-                return Err(format!("expected one of {}, got {v:?}", LOG_LEVELS.join(", ")));
-            }
+            Filter::parse(&level)?;
             c.log_level = level;
+            Ok(())
+        },
+    },
+    Opt {
+        name: "log-format",
+        kind: Kind::Value("FORMAT"),
+        help: "text, or json: one JSON object per line (ts, level, target, msg)",
+        default: |c| c.log_format.clone(),
+        set: |c, v| {
+            let format = v.trim().to_ascii_lowercase();
+            if format != "text" && format != "json" {
+                return Err(format!("expected text or json, got {v:?}"));
+            }
+            c.log_format = format;
             Ok(())
         },
     },
@@ -691,8 +703,11 @@ pub fn parse(args: impl IntoIterator<Item = String>, env: impl Fn(&str) -> Optio
         let port: u16 = number(&port).map_err(|e| format!("WS_PORT: {e}"))?;
         config.listen = vec![SocketAddr::from(([0, 0, 0, 0], port))];
     }
-    if let Some(level) = env("LOG_LEVEL") {
-        set(&mut config, "log-level", &level).map_err(|e| format!("LOG_LEVEL: {e}"))?;
+    // Weakest first: LOG_LEVEL, then RUST_LOG, then MPPD_LOG_LEVEL and --log-level below.
+    for var in ["LOG_LEVEL", "RUST_LOG"] {
+        if let Some(level) = env(var) {
+            set(&mut config, "log-level", &level).map_err(|e| format!("{var}: {e}"))?;
+        }
     }
     for opt in OPTIONS {
         let var = env_name(opt.name);
@@ -881,6 +896,14 @@ mod tests {
         let (config, _) = run(&["--log-level", "WARN"], &[("LOG_LEVEL", "debug")]).unwrap();
         assert_eq!(config.log_level, "warn");
         assert!(run(&["--log-level", "loud"], &[]).is_err());
+        // RUST_LOG, with per-module levels, over LOG_LEVEL; MPPD_LOG_LEVEL and the flag over both.
+        let env = [("LOG_LEVEL", "debug"), ("RUST_LOG", "warn,mppd::net=trace")];
+        assert_eq!(run(&[], &env).unwrap().0.log_level, "warn,mppd::net=trace");
+        assert_eq!(run(&[], &[env[0], env[1], ("MPPD_LOG_LEVEL", "error")]).unwrap().0.log_level, "error");
+        assert_eq!(run(&["--log-level", "info"], &env).unwrap().0.log_level, "info");
+        assert!(run(&[], &[("RUST_LOG", "mppd=loud")]).is_err());
+        assert_eq!(run(&["--log-format", "JSON"], &[]).unwrap().0.log_format, "json");
+        assert!(run(&["--log-format", "xml"], &[]).is_err());
     }
 
     #[test]

@@ -69,8 +69,11 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// Frames read from one connection per loop turn before the others get their turn.
     pub read_budget_frames: usize,
-    /// Log level: error, warn, info, debug or trace.
+    /// Log level: off, error, warn, info, debug or trace, or per module as in `RUST_LOG`
+    /// (`info,mppd::net=debug`).
     pub log_level: String,
+    /// Log line format: `text` or `json` (one JSON object per line).
+    pub log_format: String,
     /// Write every core input (and optionally output) to this file (README "Recording").
     pub record: Option<PathBuf>,
     /// Also record the core's outputs, so `mppd replay --check` can compare them.
@@ -113,6 +116,7 @@ impl Default for Config {
             allowed_origins: Vec::new(),
             read_budget_frames: 8,
             log_level: "info".to_string(),
+            log_format: "text".to_string(),
             record: None,
             record_output: false,
             record_addresses: AddressMode::Raw,

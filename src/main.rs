@@ -2,13 +2,12 @@
 
 mod cli;
 mod health;
+mod logging;
 
 use cli::Command;
-use log::LevelFilter;
 use mppd::net::{Server, ShutdownHandle};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
-use simple_logger::SimpleLogger;
 use std::io::Read;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -39,8 +38,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let level = config.log_level.parse().unwrap_or(LevelFilter::Info);
-    if let Err(e) = SimpleLogger::new().with_level(level).with_utc_timestamps().init() {
+    // The option was checked when it was parsed.
+    let filter = logging::Filter::parse(&config.log_level).unwrap_or_default();
+    let format = if config.log_format == "json" { logging::Format::Json } else { logging::Format::Text };
+    if let Err(e) = logging::init(filter, format) {
         eprintln!("mppd: cannot start logging: {e}");
     }
     if !seed_given {

@@ -51,12 +51,18 @@ impl Mppd {
     /// is found by binding and releasing it; if another program takes it first the server exits
     /// and the start is retried.
     pub fn start(args: &[&str]) -> Mppd {
+        Mppd::start_with_env(args, &[])
+    }
+
+    /// [`start`](Self::start) with these environment variables set too.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Mppd {
         for _ in 0..5 {
             let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
             let mut child = mppd_command()
                 .args(["--listen", &addr.to_string()])
                 .args(args)
+                .envs(env.iter().copied())
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())

@@ -79,6 +79,15 @@ impl Core {
         ch.bans.retain(|_, until| *until > now);
         ch.bans.insert(target, now.plus(ms));
         self.persist_changed();
+        let ip_of = |c: &ConnId| self.conns.get(c).map_or_else(String::new, |c| c.ip.to_string());
+        let target_ip = match self.channels.get(&key).and_then(|ch| ch.participant(target)) {
+            Some(present) => present.conns.first().map_or_else(String::new, ip_of),
+            None => "not in the room".to_string(),
+        };
+        log::info!(
+            "kickban: {} user {banner} banned user {target} ({target_ip}) from room {key:?} for {ms} ms",
+            ip_of(&conn)
+        );
         let Some(ch) = self.channels.get(&key) else { return };
         let Some(present) = ch.participant(target) else { return };
         let target_conns = present.conns.clone();

@@ -122,6 +122,8 @@ impl Core {
         }
         if let Some(conn) = self.conns.get_mut(&conn_id) {
             conn.channel = Some(key.clone());
+            // For operators: who (the client's address, after a trusted proxy) joined where.
+            log::info!("join: {} user {user} room {key:?} ({conn_id:?})", conn.ip);
         }
         let Some(ch) = self.channels.get(&key) else { return };
         let ch_msg = self.ch_message(ch);
@@ -151,6 +153,7 @@ impl Core {
     pub(super) fn leave_channel(&mut self, now: Millis, conn_id: ConnId) {
         let Some(conn) = self.conns.get_mut(&conn_id) else { return };
         let (Some(user), Some(key)) = (conn.user, conn.channel.take()) else { return };
+        log::info!("leave: {} user {user} room {key:?} ({conn_id:?})", conn.ip);
         let Some(ch) = self.channels.get_mut(&key) else { return };
         let Some(index) = ch.participants.iter().position(|p| p.user == user) else { return };
         ch.participants[index].conns.retain(|c| *c != conn_id);

@@ -283,7 +283,11 @@ impl EventLoop {
         self.counters.websockets_opened += 1;
         conn.deadline = None;
         conn.want_write = false;
-        info!("conn {key}: open from {}", conn.peer);
+        if up.peer.ip == conn.peer.ip() {
+            info!("conn {key}: open from {}", conn.peer);
+        } else {
+            info!("conn {key}: open from {} via proxy {}", up.peer.ip, conn.peer);
+        }
         self.sync_interest(key);
         self.feed(now, Input::Open { conn: ConnId(key), peer: up.peer });
         // Frames may have arrived with the request head or since.
