@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Memory and wake-ups of an idle server: the figures of README "Running on a Raspberry Pi".
+# Memory and wake-ups of an idle server: the figures of docs/board.md.
 #
 #   scripts/idle-measure.sh [--bin PATH] [--clients "1000 10000"] [--room-size 100]
 #                           [--hold 40] [--runner "qemu-aarch64 -L /usr/aarch64-linux-gnu"]

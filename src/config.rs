@@ -27,7 +27,7 @@ pub struct Config {
     pub max_message_bytes: usize,
     /// Read buffer of a WebSocket connection, and the most read per system call. Client
     /// messages are small; a bigger frame grows the buffer of that connection only. It is most
-    /// of what an idle connection costs (README "Performance").
+    /// of what an idle connection costs (docs/performance.md).
     pub read_buffer_bytes: usize,
     /// Outgoing bytes gathered for one connection before they are written in one system call.
     pub write_buffer_bytes: usize,
@@ -38,8 +38,8 @@ pub struct Config {
     /// How long a closing connection may take to receive its last bytes and hang up.
     pub close_linger_ms: u64,
     /// How long an open WebSocket's output may wait to be written together with more (0: written
-    /// at the end of every loop turn). Fewer system calls for a little latency (README
-    /// "Performance").
+    /// at the end of every loop turn). Fewer system calls for a little latency
+    /// (docs/performance.md).
     pub flush_delay_ms: u64,
     /// How long output may wait while the loop is busy: the delay grows from
     /// `flush_delay_ms` up to this under load and shrinks back when the load falls (0 or at most
@@ -74,7 +74,7 @@ pub struct Config {
     pub log_level: String,
     /// Log line format: `text` or `json` (one JSON object per line).
     pub log_format: String,
-    /// Write every core input (and optionally output) to this file (README "Recording").
+    /// Write every core input (and optionally output) to this file (docs/recording.md).
     pub record: Option<PathBuf>,
     /// Also record the core's outputs, so `mppd replay --check` can compare them.
     pub record_output: bool,
@@ -84,7 +84,7 @@ pub struct Config {
     pub data_dir: Option<PathBuf>,
     /// How long after a change of the saved state it is written (changes meanwhile join it).
     pub save_delay_ms: u64,
-    /// A web client's files, served for plain HTTP requests (README "Configuration").
+    /// A web client's files, served for plain HTTP requests (docs/options.md).
     pub static_dir: Option<PathBuf>,
     /// Serve the built-in web client at `/` and room paths when there is no `static_dir`.
     pub web_client: bool,

@@ -2,7 +2,7 @@
 //! outputs it produced; and the replayer that rebuilds a core from a recording and feeds it the
 //! same inputs. The core is deterministic, so a replay reproduces the outputs byte for byte.
 //!
-//! Format (one JSON object per line; see README "Recording and replaying"):
+//! Format (one JSON object per line; see docs/recording.md):
 //! ```text
 //! {"mppd_recording":1,"version":"0.1.0","addresses":"raw","outputs":true,"core":{…CoreConfig…}}
 //! {"in":"open","at":1700000000000,"conn":1,"ip":"127.0.0.1"}

@@ -9,7 +9,7 @@
 //! under `idle + connections × 128 KiB + 16 MiB` (measured: about 87 KiB per connection after
 //! 1,000 joins into one room, most of it the allocator keeping what the join burst of 500,000
 //! participant updates used), and that the flood really overflowed the silent readers' queues
-//! (`mppd_frames_dropped_total` in `/metrics`). README "Memory" has the numbers.
+//! (`mppd_frames_dropped_total` in `/metrics`). docs/limits.md "Memory" has the numbers.
 
 mod process;
 
