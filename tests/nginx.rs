@@ -382,3 +382,51 @@ fn tls_site_redirects_http_and_proxies_https_and_wss() {
     assert!(upgrade.starts_with("HTTP/1.1 101"), "a WebSocket upgrade over https:// (wss://): {upgrade}");
     assert!(upgrade.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "mppd's accept key comes through: {upgrade}");
 }
+
+/// The nginx service of `deploy/compose.yaml` rewrites the shipped TLS site at start (upstream
+/// to the mppd container, the domain, no IPv6 listeners); what its command writes is a site
+/// `nginx -t` accepts.
+#[test]
+fn compose_nginx_command_writes_a_valid_site() {
+    let Some(binary) = nginx_or_skip() else { return };
+    if Command::new("openssl").arg("version").output().is_err() {
+        let _ = writeln!(std::io::stderr(), "SKIPPED: nginx compose site: openssl is not installed");
+        return;
+    }
+    let compose = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/compose.yaml");
+    let compose: serde_yaml::Value =
+        serde_yaml::from_str(&fs::read_to_string(compose).expect("read compose.yaml")).expect("YAML");
+    let command = compose["services"]["nginx"]["command"][2].as_str().expect("the nginx command").to_string();
+    let dir = temp_dir("nginx-compose");
+    // Compose turns `$$` into `$`; only the part that writes the site runs here.
+    let write_site = command
+        .replace("$$", "$")
+        .replace("/site/nginx-mppd-tls.conf", TLS_EXAMPLE)
+        .replace("/etc/nginx/conf.d/default.conf", &dir.join("site.conf").display().to_string());
+    let write_site = write_site.split(" && ").next().expect("a sed command").to_string();
+    let status =
+        Command::new("sh").arg("-c").arg(&write_site).env("MPPD_DOMAIN", "piano.test").status().expect("run sh");
+    assert!(status.success(), "{write_site}");
+    let site = fs::read_to_string(dir.join("site.conf")).expect("the written site");
+    assert!(site.contains("server 172.29.0.2:8080;") && site.contains("server_name piano.test;"), "{site}");
+    assert!(!site.contains("listen [::]") && !site.contains("piano.example.org"), "{site}");
+
+    assert!(self_signed_certificate(&dir), "openssl made no certificate");
+    let site = site
+        .replace("/etc/letsencrypt/live/piano.test/fullchain.pem", &dir.join("cert.pem").display().to_string())
+        .replace("/etc/letsencrypt/live/piano.test/privkey.pem", &dir.join("key.pem").display().to_string());
+    fs::write(dir.join("site.conf"), site).expect("write the site");
+    fs::write(dir.join("nginx.conf"), main_config(&dir, &nginx_build(&binary))).expect("write nginx.conf");
+    let output = Command::new(&binary)
+        .arg("-t")
+        .arg("-p")
+        .arg(&dir)
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run nginx -t");
+    let text = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success() && text.contains("test is successful"), "{text}");
+    let _ = fs::remove_dir_all(&dir);
+}
