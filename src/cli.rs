@@ -620,6 +620,33 @@ const OPTIONS: &[Opt] = &[
         },
     },
     Opt {
+        name: "nats",
+        kind: Kind::Value("URL"),
+        help: "Serve one site with other nodes through this NATS server (nats://HOST:4222; \
+               docs/cluster.md); empty: run alone",
+        default: |c| c.nats.clone().unwrap_or_else(|| "none".to_string()),
+        set: |c, v| {
+            c.nats = (!v.trim().is_empty()).then(|| v.trim().to_string());
+            Ok(())
+        },
+    },
+    Opt {
+        name: "node",
+        kind: Kind::Value("NAME"),
+        help: "This node's name in the cluster, unique in the site (letters, digits, - and _)",
+        default: |c| c.node.clone().unwrap_or_else(|| "none".to_string()),
+        set: |c, v| {
+            let v = v.trim();
+            let valid =
+                |v: &str| v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !valid(v) {
+                return Err(format!("expected letters, digits, - and _ (at most 64), got {v:?}"));
+            }
+            c.node = (!v.is_empty()).then(|| v.to_string());
+            Ok(())
+        },
+    },
+    Opt {
         name: "log-level",
         kind: Kind::Value("LEVEL"),
         help: "off, error, warn, info, debug or trace, or per module as in RUST_LOG \

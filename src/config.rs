@@ -88,6 +88,10 @@ pub struct Config {
     pub static_dir: Option<PathBuf>,
     /// Serve the built-in web client at `/` and room paths when there is no `static_dir`.
     pub web_client: bool,
+    /// The NATS server of a cluster of nodes (docs/cluster.md); `None`: this server runs alone.
+    pub nats: Option<String>,
+    /// This node's name in the cluster (letters, digits, `-`, `_`); needed with `nats`.
+    pub node: Option<String>,
 }
 
 impl Default for Config {
@@ -124,6 +128,8 @@ impl Default for Config {
             save_delay_ms: 2_000,
             static_dir: None,
             web_client: true,
+            nats: None,
+            node: None,
         }
     }
 }

@@ -5,6 +5,8 @@
 //!   (each with `now`) in, outputs out.
 //! - [`net`]: the shell. The only place with sockets, clocks and files.
 
+#[cfg(feature = "cluster")]
+pub mod cluster;
 pub mod config;
 pub mod net;
 pub mod record;

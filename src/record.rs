@@ -69,10 +69,28 @@ pub struct Header {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "in", rename_all = "lowercase")]
 pub enum InputLine {
-    Open { at: Millis, conn: usize, ip: IpAddr },
-    Text { at: Millis, conn: usize, text: String },
-    Closed { at: Millis, conn: usize },
-    Tick { at: Millis },
+    Open {
+        at: Millis,
+        conn: usize,
+        ip: IpAddr,
+    },
+    Text {
+        at: Millis,
+        conn: usize,
+        text: String,
+    },
+    Closed {
+        at: Millis,
+        conn: usize,
+    },
+    Tick {
+        at: Millis,
+    },
+    /// Saved state loaded while running (a cluster node learning another node's names and bans).
+    Restore {
+        at: Millis,
+        snapshot: Snapshot,
+    },
 }
 
 /// One output line.
@@ -118,6 +136,7 @@ impl InputLine {
             InputLine::Text { at, conn, text } => core.handle(*at, Input::Text { conn: ConnId(*conn), text }),
             InputLine::Closed { at, conn } => core.handle(*at, Input::Closed { conn: ConnId(*conn) }),
             InputLine::Tick { at } => core.handle(*at, Input::Tick),
+            InputLine::Restore { snapshot, .. } => core.restore(snapshot.clone()),
         }
     }
 }
@@ -198,6 +217,11 @@ impl Recorder {
             *ip = *map.entry(*ip).or_insert_with(|| IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | (next & 0x00ff_ffff))));
         }
         self.write_line(&to_line(&line));
+    }
+
+    /// Records saved state loaded into the running core.
+    pub fn restore(&mut self, now: Millis, snapshot: &Snapshot) {
+        self.write_line(&to_line(&InputLine::Restore { at: now, snapshot: snapshot.clone() }));
     }
 
     /// Records one output of the last input, if outputs are recorded.

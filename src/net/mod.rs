@@ -28,6 +28,8 @@ mod peer;
 mod persist;
 mod process;
 mod realip;
+#[cfg(feature = "cluster")]
+mod relay;
 mod stream;
 mod timers;
 mod web_client;
@@ -96,6 +98,7 @@ impl Server {
                 "send_queue_soft_bytes must not exceed send_queue_hard_bytes",
             ));
         }
+        check_cluster_options(&config)?;
         let poll = Poll::new()?;
         let mut listeners = listeners::bind_all(&config.listen, config.listen_backlog)?;
         for (index, listener) in listeners.iter_mut().enumerate() {
@@ -181,6 +184,8 @@ impl Server {
         for addr in self.local_addrs() {
             log::info!("listening on {addr}");
         }
+        #[cfg(feature = "cluster")]
+        let (config_nats, config_node) = (self.config.nats.clone(), self.config.node.clone());
         let mut event_loop =
             EventLoop::new(self.poll, self.listeners, self.shutdown.requested, self.config, self.recorder);
         if let Some((snapshot, saver)) = self.persistence {
@@ -189,7 +194,32 @@ impl Server {
         if let Some(site) = self.site {
             event_loop.serve_site(site);
         }
+        #[cfg(feature = "cluster")]
+        if let (Some(url), Some(node)) = (config_nats, config_node) {
+            // Tells this process from an earlier one of the same node name.
+            let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            let inc = (started.as_nanos() as u64) ^ u64::from(std::process::id()).rotate_left(40);
+            let config = crate::cluster::ClusterConfig { url, node: node.clone() };
+            let bridge = crate::cluster::Bridge::spawn(config, inc, self.shutdown.waker.clone())?;
+            event_loop.join_cluster(relay::Relay::new(node, inc, bridge, Clock::new().now()));
+        }
         event_loop.run()
+    }
+}
+
+/// `--nats` needs `--node`, and a build with the `cluster` feature.
+fn check_cluster_options(config: &Config) -> io::Result<()> {
+    let invalid = |why: &str| Err(io::Error::new(io::ErrorKind::InvalidInput, why.to_string()));
+    match (&config.nats, &config.node) {
+        (Some(_), None) => invalid("--nats needs --node NAME (this node's name in the cluster)"),
+        // User ids are derived from addresses with the salt: every node needs the same one.
+        (Some(_), Some(_)) if config.core.id_salt.is_empty() => {
+            invalid("--nats needs --salt SECRET, the same on every node of the site")
+        }
+        (Some(_), Some(_)) if !cfg!(feature = "cluster") => {
+            invalid("--nats: this mppd was built without the cluster feature (cargo build --features cluster)")
+        }
+        _ => Ok(()),
     }
 }
 

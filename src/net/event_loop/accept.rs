@@ -288,6 +288,10 @@ impl EventLoop {
         } else {
             info!("conn {key}: open from {} via proxy {}", up.peer.ip, conn.peer);
         }
+        #[cfg(feature = "cluster")]
+        if let Some(relay) = self.cluster.as_mut() {
+            relay.client_opened(key, conn.serial, up.peer.ip);
+        }
         self.sync_interest(key);
         self.feed(now, Input::Open { conn: ConnId(key), peer: up.peer });
         // Frames may have arrived with the request head or since.

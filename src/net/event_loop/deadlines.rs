@@ -46,6 +46,8 @@ impl EventLoop {
         if self.shutdown_deadline.is_none() && self.core.next_deadline().is_some_and(|at| at <= now) {
             self.feed(now, Input::Tick);
         }
+        #[cfg(feature = "cluster")]
+        self.cluster_tick(now);
         self.route(now);
     }
 }

@@ -7,6 +7,8 @@
 //! the key, which must not have been handed to a new socket yet.
 
 mod accept;
+#[cfg(feature = "cluster")]
+mod cluster;
 mod deadlines;
 mod flush;
 mod read;
@@ -96,6 +98,9 @@ pub(super) struct EventLoop {
     site: Option<Site>,
     /// Frames, bytes and turn times, for metrics.
     loop_stats: LoopStats,
+    /// This node's part in a cluster, with `--nats` (docs/cluster.md).
+    #[cfg(feature = "cluster")]
+    cluster: Option<super::relay::Relay>,
 }
 
 impl EventLoop {
@@ -146,6 +151,8 @@ impl EventLoop {
             persistence: None,
             site: None,
             loop_stats: LoopStats::new(),
+            #[cfg(feature = "cluster")]
+            cluster: None,
         }
     }
 
@@ -186,6 +193,10 @@ impl EventLoop {
             }
             self.run_timers(now);
             self.flush_dirty(now);
+            #[cfg(feature = "cluster")]
+            if let Some(relay) = self.cluster.as_mut() {
+                relay.flush();
+            }
             self.free_gone(now);
             if let Some(recorder) = self.recorder.as_mut() {
                 recorder.flush();
@@ -212,7 +223,11 @@ impl EventLoop {
         }
         let core = if self.shutdown_deadline.is_none() { self.core.next_deadline() } else { None };
         let save = self.persistence.as_ref().and_then(Persistence::deadline);
-        let deadline = [self.timers.next(), core, self.accept_paused_until, self.shutdown_deadline, save]
+        #[cfg(feature = "cluster")]
+        let cluster = self.cluster.as_ref().map(super::relay::Relay::deadline);
+        #[cfg(not(feature = "cluster"))]
+        let cluster = None;
+        let deadline = [self.timers.next(), core, self.accept_paused_until, self.shutdown_deadline, save, cluster]
             .into_iter()
             .flatten()
             .min()
@@ -224,6 +239,11 @@ impl EventLoop {
     fn on_event(&mut self, event: &Event, now: Millis) {
         let token = event.token();
         if token == WAKER {
+            #[cfg(feature = "cluster")]
+            {
+                self.cluster_news(now);
+                self.route(now);
+            }
             return;
         }
         if let Some(index) = self.listener_index(token) {

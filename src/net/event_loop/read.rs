@@ -34,6 +34,10 @@ impl EventLoop {
             match result {
                 Ok(Message::Text(text)) => {
                     self.loop_stats.bytes_in += text.len() as u64;
+                    #[cfg(feature = "cluster")]
+                    if self.cluster_text(key, text.as_str(), now) {
+                        continue;
+                    }
                     self.feed(now, Input::Text { conn: ConnId(key), text: text.as_str() });
                     if !self.core.is_open(ConnId(key)) {
                         // The core closed it; its close goes out with the next `route`.

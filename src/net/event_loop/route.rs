@@ -31,6 +31,8 @@ impl EventLoop {
     pub(super) fn route(&mut self, now: Millis) {
         loop {
             while let Some(output) = self.outputs.pop_front() {
+                #[cfg(feature = "cluster")]
+                let Some(output) = self.cluster_output(output) else { continue };
                 match output {
                     Output::Send { conn, frame, droppable } => self.send(conn.0, frame, droppable, now),
                     Output::Close { conn, code, reason } => {
@@ -39,6 +41,10 @@ impl EventLoop {
                 }
             }
             let Some(conn) = self.lost.pop_front() else { break };
+            #[cfg(feature = "cluster")]
+            if let Some(relay) = self.cluster.as_mut() {
+                relay.client_closed(conn.0);
+            }
             // A connection the core closed itself (its close is on its way) is not reported.
             if self.shutdown_deadline.is_none() && self.core.is_open(conn) {
                 self.feed(now, Input::Closed { conn });
