@@ -37,6 +37,9 @@
 # tests that bound wall-clock time flaky, and it keeps tests that share a scratch directory
 # apart.
 #
+# Everything here is built without default features: boards run one node, and the cluster
+# feature (NATS, docs/cluster.md) is tested on the build machine (tests/cluster.rs).
+#
 # Environment: CROSS_INSTALL=0 installs nothing; CROSS_PROFILE (default: board) is the profile
 # of the static binary; CROSS_TEST_THREADS (default 1); CARGO_TEST_ARGS are passed to every
 # `cargo test` before `--`.
@@ -233,9 +236,9 @@ for t in "${test_targets[@]}"; do
     threads="--test-threads=${CROSS_TEST_THREADS:-1}"
     # shellcheck disable=SC2086
     if CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS=true CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS=true \
-        nice cargo test --config "$CROSS_CONFIG" --release --no-fail-fast --target "$t" "${selection[@]}" ${CARGO_TEST_ARGS:-} -- "$threads" &&
+        nice cargo test --config "$CROSS_CONFIG" --release --no-default-features --no-fail-fast --target "$t" "${selection[@]}" ${CARGO_TEST_ARGS:-} -- "$threads" &&
         CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS=true CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS=true \
-            nice cargo test --config "$CROSS_CONFIG" --release --target "$t" --doc ${CARGO_TEST_ARGS:-} -- "$threads"; then
+            nice cargo test --config "$CROSS_CONFIG" --release --no-default-features --target "$t" --doc ${CARGO_TEST_ARGS:-} -- "$threads"; then
         results+=("PASSED: $t: cargo test under qemu, ${#runnable_tests[@]} test files ($(elapsed "$t0"))")
     else
         results+=("FAILED: $t: cargo test under qemu ($(elapsed "$t0"))")
@@ -251,7 +254,7 @@ for t in "${build_targets[@]}"; do
     section "build $t (--profile $PROFILE)"
     t0=$(date +%s)
     bin="target/$t/$PROFILE/mppd"
-    if ! nice cargo build --config "$CROSS_CONFIG" --profile "$PROFILE" --target "$t" --bin mppd; then
+    if ! nice cargo build --config "$CROSS_CONFIG" --profile "$PROFILE" --no-default-features --target "$t" --bin mppd; then
         results+=("FAILED: $t: build ($(elapsed "$t0"))")
         failed=1
         continue
