@@ -20,6 +20,13 @@ case "$arch" in
         ;;
 esac
 rustup target add "$triple"
+# The NATS client of the cluster feature brings C code (ring, for TLS). Without a musl cross
+# compiler for the target, the system's gcc compiles it for this same architecture; ring needs
+# no C library headers of its own, and the result links statically like the rest.
+cc_var="CC_$(echo "$triple" | tr - _)"
+if eval "[ -z \"\${$cc_var:-}\" ]" && ! command -v "${triple%%-*}-linux-musl-gcc" >/dev/null; then
+    eval "export $cc_var=gcc"
+fi
 cargo build --release --locked --target "$triple" --bin mppd
 mkdir -p "$out/data"
 cp "${CARGO_TARGET_DIR:-target}/$triple/release/mppd" "$out/mppd"

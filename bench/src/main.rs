@@ -41,8 +41,11 @@ scenarios:
            --bin target/release/mppd --runs 5 [-- server args; default: --listen <server>]
 
 common options:
-  --server 127.0.0.1:9000   server address (must be on 127.0.0.0/8)
-  --server-pid PID          server process, for CPU time and memory from /proc
+  --server 127.0.0.1:9000   server address (must be on 127.0.0.0/8); a comma-separated list
+                            spreads clients over several nodes of one site (client i on the
+                            (i mod n)-th)
+  --server-pid PID          server process, for CPU time and memory from /proc; a comma-separated
+                            list sums the CPU time of them all (memory: the first)
   --src-base 127.1.0.1      first client source address; client i uses the i-th next one
   --concurrency N           clients between connect and join at once (fanout/idle: 500)
   --join-timeout 30         seconds allowed for all clients to join
@@ -86,35 +89,51 @@ fn main() {
 /// Options shared by the swarm scenarios.
 struct Common {
     server: SocketAddr,
+    servers: Vec<SocketAddr>,
     pid: Option<u32>,
+    /// Every process whose CPU time counts as the server's.
+    pids: Vec<u32>,
     src_base: Ipv4Addr,
     concurrency: usize,
     join_timeout_ms: f64,
 }
 
 fn common(a: &mut Args, default_concurrency: usize) -> Result<Common, String> {
-    let server: SocketAddr = a.get("server", SocketAddr::from(([127, 0, 0, 1], 9000)))?;
-    if !server.ip().is_loopback() {
+    let servers: String = a.get("server", "127.0.0.1:9000".to_string())?;
+    let servers: Vec<SocketAddr> = servers
+        .split(',')
+        .map(|s| s.trim().parse().map_err(|_| format!("--server: cannot use {s:?}")))
+        .collect::<Result<_, String>>()?;
+    if servers.iter().any(|s| !s.ip().is_loopback()) {
         return Err("--server must be a loopback address (127.0.0.0/8)".into());
     }
+    let server = servers[0];
+    let pids: Option<String> = a.opt("server-pid")?;
+    let pids: Vec<u32> = pids
+        .iter()
+        .flat_map(|p| p.split(','))
+        .map(|p| p.trim().parse().map_err(|_| format!("--server-pid: cannot use {p:?}")))
+        .collect::<Result<_, String>>()?;
     let src_base: Ipv4Addr = a.get("src-base", Ipv4Addr::new(127, 1, 0, 1))?;
     if src_base.octets()[0] != 127 {
         return Err("--src-base must be in 127.0.0.0/8".into());
     }
     let c = Common {
         server,
-        pid: a.opt("server-pid")?,
+        servers: servers.clone(),
+        pid: pids.first().copied(),
+        pids: pids.clone(),
         src_base,
         concurrency: a.get("concurrency", default_concurrency)?.max(1),
         join_timeout_ms: seconds(a, "join-timeout", 30.0)? * 1000.0,
     };
-    if let Some(pid) = c.pid
-        && !procfs::alive(pid)
-    {
+    if let Some(pid) = c.pids.iter().find(|pid| !procfs::alive(**pid)) {
         return Err(format!("--server-pid {pid}: no such running process"));
     }
     let wait = seconds(a, "wait", 5.0)?;
-    wait_for_server(c.server, wait)?;
+    for server in &c.servers {
+        wait_for_server(*server, wait)?;
+    }
     Ok(c)
 }
 
@@ -158,6 +177,7 @@ fn new_swarm(c: &Common, n: usize, room_size: usize, quiet_rooms: usize) -> Resu
     }
     Swarm::new(swarm::Config {
         server: c.server,
+        servers: c.servers.clone(),
         src_base: c.src_base,
         clients: n,
         room_size,
@@ -208,6 +228,14 @@ fn rss(pid: Option<u32>) -> Option<u64> {
 
 fn cpu(pid: Option<u32>) -> Option<f64> {
     pid.and_then(procfs::cpu_seconds)
+}
+
+/// The CPU time of every server process together (`None` without any, or when one is gone).
+fn cpu_all(pids: &[u32]) -> Option<f64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|pid| procfs::cpu_seconds(*pid)).sum()
 }
 
 fn ms(us: u64) -> f64 {
@@ -377,15 +405,16 @@ fn fanout(a: &mut Args) -> Result<Report, String> {
     let w1 = w0 + duration;
     sw.set_window(w0, w1);
     let mut snap0 = None;
-    let snapshot =
-        |pid| (now_ms(), cpu(pid), procfs::cpu_seconds(0), procfs::cpu_split(0), procfs::machine_busy_seconds());
+    let snapshot = |pids: &[u32]| {
+        (now_ms(), cpu_all(pids), procfs::cpu_seconds(0), procfs::cpu_split(0), procfs::machine_busy_seconds())
+    };
     loop {
         let now = now_ms();
         if now >= w1 {
             break;
         }
         if snap0.is_none() && now >= w0 {
-            snap0 = Some(snapshot(c.pid));
+            snap0 = Some(snapshot(&c.pids));
             sw.set_counting(true);
         }
         let mut next_due = w1;
@@ -425,7 +454,7 @@ fn fanout(a: &mut Args) -> Result<Report, String> {
         let wait = (next_due - now_ms()).max(0.0);
         sw.turn(Duration::from_micros((wait * 1000.0) as u64), c.concurrency).map_err(|e| format!("poll: {e}"))?;
     }
-    let snap1 = snapshot(c.pid);
+    let snap1 = snapshot(&c.pids);
     sw.set_counting(false);
     let rss_end = rss(c.pid);
     let rss_peak = rss_peak.max(rss_end);

@@ -120,6 +120,9 @@ impl Counters {
 
 pub struct Config {
     pub server: SocketAddr,
+    /// Every server of a site of several nodes, `server` first: client i connects to the
+    /// (i mod n)-th (docs/cluster.md, measurements).
+    pub servers: Vec<SocketAddr>,
     /// First source address; client i uses a distinct address derived from it.
     pub src_base: Ipv4Addr,
     pub clients: usize,
@@ -286,7 +289,9 @@ impl Swarm {
         sock.set_nonblocking(true)?;
         sock.set_tcp_nodelay(true)?;
         sock.bind(&SockAddr::from(SocketAddrV4::new(src, 0)))?;
-        match sock.connect(&SockAddr::from(self.ctx.cfg.server)) {
+        let servers = &self.ctx.cfg.servers;
+        let server = if servers.is_empty() { self.ctx.cfg.server } else { servers[i % servers.len()] };
+        match sock.connect(&SockAddr::from(server)) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
             Err(e) => return Err(e),
@@ -678,6 +683,7 @@ mod tests {
     fn offline(clients: usize, room_size: usize, quiet_rooms: usize) -> Swarm {
         Swarm::new(Config {
             server: SocketAddr::from(([127, 0, 0, 1], 9)),
+            servers: Vec::new(),
             src_base: Ipv4Addr::new(127, 1, 0, 1),
             clients,
             room_size,
