@@ -13,9 +13,11 @@ mod process;
 use common::Client;
 use process::{Mppd, connect_from, temp_dir};
 use serde_json::{Value, json};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tungstenite::Message;
 
@@ -84,10 +86,14 @@ impl Drop for Nats {
 }
 
 fn start_node(nats: &Nats, name: &str, data: &Path) -> Mppd {
+    start_node_at(&nats.url(), name, data)
+}
+
+fn start_node_at(url: &str, name: &str, data: &Path) -> Mppd {
     let dir = data.join(name);
     let mut node = Mppd::start(&[
         "--nats",
-        &nats.url(),
+        url,
         "--node",
         name,
         "--salt",
@@ -336,5 +342,115 @@ fn three_nodes_serve_one_site_and_survive_losing_one() {
     assert!(q3.chat_until_heard("quiet after restart", &mut q1));
     drop(n1);
     drop(n3);
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// A TCP relay between one node and NATS that can cut the link: while cut, every relayed
+/// connection is shut down and new ones are dropped at once.
+struct Link {
+    port: u16,
+    open: Arc<AtomicBool>,
+    streams: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Link {
+    fn to(nats_port: u16) -> Link {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the link");
+        let port = listener.local_addr().expect("its address").port();
+        let open = Arc::new(AtomicBool::new(true));
+        let streams = Arc::new(Mutex::new(Vec::new()));
+        let (open2, streams2) = (open.clone(), streams.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().map_while(Result::ok) {
+                if !open2.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(("127.0.0.1", nats_port)) else { continue };
+                let pairs = [(client.try_clone(), server.try_clone()), (server.try_clone(), client.try_clone())];
+                for (from, to) in pairs {
+                    if let (Ok(mut from), Ok(mut to)) = (from, to) {
+                        std::thread::spawn(move || {
+                            let _ = std::io::copy(&mut from, &mut to);
+                            let _ = to.shutdown(Shutdown::Both);
+                        });
+                    }
+                }
+                let mut kept = streams2.lock().expect("the stream list");
+                kept.push(client);
+                kept.push(server);
+            }
+        });
+        Link { port, open, streams }
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    fn cut(&self) {
+        self.open.store(false, Ordering::SeqCst);
+        for stream in self.streams.lock().expect("the stream list").drain(..) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn heal(&self) {
+        self.open.store(true, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_node_cut_off_from_nats_for_five_seconds_rejoins_its_rooms() {
+    cut_and_heal("cluster-cut-5", Duration::from_secs(5));
+}
+
+#[test]
+fn a_node_cut_off_from_nats_for_a_minute_rejoins_its_rooms() {
+    cut_and_heal("cluster-cut-60", Duration::from_secs(60));
+}
+
+/// Two nodes; the owner of a room shared by both loses its link to NATS for `cut`, then gets it
+/// back. Clients keep their sockets (and ping as clients do) throughout.
+fn cut_and_heal(name: &str, cut: Duration) {
+    let Some(binary) = nats_binary() else {
+        println!("SKIPPED: cluster: nats-server is not installed (Debian package nats-server)");
+        return;
+    };
+    let data = temp_dir(name);
+    let nats = Nats::start(binary, &data.join("nats"));
+    let link = Link::to(nats.port);
+    let n1 = start_node(&nats, "n1", &data);
+    let n2 = start_node_at(&link.url(), "n2", &data);
+
+    // The room is n2's (its first member is there); a member on n1 plays in it through n2.
+    let mut u2 = User::connect(52, &n2);
+    u2.join("cut room");
+    let mut u1 = User::connect(51, &n1);
+    let ch = u1.join("cut room");
+    assert_eq!(ids_in(&ch).len(), 2, "both in the room before the cut: {ch}");
+    assert!(u1.chat_until_heard("before the cut", &mut u2));
+
+    link.cut();
+    let cut_at = Instant::now();
+    // n1 takes the room over once n2 is silent; u1 keeps a room to play in meanwhile.
+    u1.until(|m| m["m"] == "ch" && m["ch"]["_id"] == "cut room" && m["p"].is_string())
+        .expect("u1 is moved to the room's new owner");
+    // The cut lasts `cut` in all (the scenario, not a wait for something to happen); clients
+    // ping every 10 s as browsers do (every 20 s), so nobody times out meanwhile.
+    while cut_at.elapsed() < cut {
+        u1.send(json!({"m": "t", "e": 1}));
+        u2.send(json!({"m": "t", "e": 1}));
+        std::thread::sleep((cut_at + cut).saturating_duration_since(Instant::now()).min(Duration::from_secs(10)));
+    }
+    link.heal();
+
+    // Back together: n2 finds its lease taken and hands u2's session to the new owner.
+    let u1_id = u1.id.clone();
+    u2.until(|m| (m["m"] == "ch" && ids_in(m).contains(&u1_id)) || (m["m"] == "p" && m["id"] == u1_id.as_str()))
+        .expect("u2 sees u1 again after the link healed");
+    assert!(u1.chat_until_heard("after the cut", &mut u2), "chat from n1 to n2");
+    assert!(u2.chat_until_heard("after the cut, back", &mut u1), "chat from n2 to n1");
+    drop(n1);
+    drop(n2);
     let _ = std::fs::remove_dir_all(&data);
 }
