@@ -30,8 +30,8 @@ pub const LEASE: Duration = Duration::from_secs(3);
 pub const NODE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Bans outlive their end by at most this (the bans bucket's `max_age`; bans last ≤ 1 h).
 const BAN_RECORD_AGE: Duration = Duration::from_secs(2 * 3600);
-/// How long a lookup of a room's owner keeps trying before the room is run here unleased.
-const RESOLVE_GIVE_UP: Duration = Duration::from_secs(15);
+/// The longest pause between two tries of a lookup that fails (NATS unreachable).
+const RESOLVE_RETRY_MAX: Duration = Duration::from_secs(1);
 
 /// The sending side of the news channel, with the waker that tells the loop.
 pub struct Outbox {
@@ -337,16 +337,14 @@ async fn watch_records(shared: Arc<Shared>, store: Store, profiles: bool) {
     }
 }
 
-/// Finds who runs `room`, claiming it when nobody alive does, and tells the loop.
+/// Finds who runs `room`, claiming it when nobody alive does, and tells the loop. While NATS
+/// cannot be reached it keeps trying: a room is never run without its lease, so that it never
+/// runs on two nodes for longer than a cut link lasts.
 async fn resolve(shared: Arc<Shared>, room: String) {
     let key = room_key(&room);
-    let started = Instant::now();
     let me = shared.node.clone();
+    let mut pause = Duration::from_millis(100);
     let owner = loop {
-        if started.elapsed() > RESOLVE_GIVE_UP {
-            warn!("cluster: cannot find or claim room {room:?}; running it here without a lease");
-            break me.clone();
-        }
         match shared.rooms.entry(key.clone()).await {
             Ok(Some(entry)) if entry.operation == Operation::Put => {
                 let owner = String::from_utf8_lossy(&entry.value).into_owned();
@@ -371,9 +369,12 @@ async fn resolve(shared: Arc<Shared>, room: String) {
                     break me.clone();
                 }
             }
-            Err(e) => debug!("cluster: looking up room {room:?} failed: {e}"),
+            Err(e) => {
+                debug!("cluster: looking up room {room:?} failed: {e}");
+                pause = (pause * 2).min(RESOLVE_RETRY_MAX);
+            }
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(pause).await;
     };
     shared.outbox.post(FromNats::Owner { room, node: owner });
 }
