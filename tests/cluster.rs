@@ -282,6 +282,23 @@ fn three_nodes_serve_one_site_and_survive_losing_one() {
         assert!(Instant::now() < deadline, "carol's name never reached n1");
     }
 
+    // Two nodes claim one new room at the same moment: one of them owns it, and both users meet
+    // there (neither runs a room of its own).
+    for k in 0..4u8 {
+        let room = format!("race {k}");
+        let mut r1 = User::connect(60 + k, &n1);
+        let mut r3 = User::connect(70 + k, &n3);
+        r1.send(json!({"m": "ch", "_id": room}));
+        r3.send(json!({"m": "ch", "_id": room}));
+        let (id1, id3) = (r1.id.clone(), r3.id.clone());
+        for (me, other) in [(&mut r1, id3), (&mut r3, id1)] {
+            me.until(|m| {
+                (m["m"] == "ch" && ids_in(m).contains(&other)) || (m["m"] == "p" && m["id"] == other.as_str())
+            })
+            .unwrap_or_else(|| panic!("the two claimants of {room:?} never met"));
+        }
+    }
+
     // A busy room owned by n2, with members on every node; a quiet room owned by n1.
     let mut b2 = User::connect(21, &n2);
     b2.join("busy");
@@ -295,6 +312,23 @@ fn three_nodes_serve_one_site_and_survive_losing_one() {
     let mut q3 = User::connect(33, &n3);
     q3.join("quiet");
     assert!(q3.chat_until_heard("quiet before", &mut q1));
+
+    // b2 (on n2, the crown holder of busy) bans a user of n3 from it. The ban is stored
+    // site-wide, so it outlives the room's owner: both survivors have it on disk before the kill.
+    let mut x3 = User::connect(24, &n3);
+    x3.join("busy");
+    let x3_id = x3.id.clone();
+    b2.until(|m| m["m"] == "p" && m["id"] == x3_id.as_str()).expect("b2 sees x3");
+    b2.send(json!({"m": "kickban", "_id": x3_id, "ms": 600_000}));
+    x3.until(|m| m["m"] == "ch" && m["ch"]["_id"] == "test/awkward").expect("x3 is moved out");
+    for name in ["n1", "n3"] {
+        let state = data.join(name).join("state.json");
+        let deadline = Instant::now() + CROSS;
+        while !std::fs::read_to_string(&state).is_ok_and(|text| text.contains(&x3_id)) {
+            assert!(Instant::now() < deadline, "{name} never stored the ban");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 
     n2.signal("KILL");
     let killed = Instant::now();
@@ -319,6 +353,18 @@ fn three_nodes_serve_one_site_and_survive_losing_one() {
     assert!(seen.contains(&b1.id) && seen.contains(&b3.id) && seen.contains(&b2_id), "busy after the kill: {seen:?}");
     assert!(b1.chat_until_heard("busy after", &mut b3), "busy carries chat again");
     println!("busy room back for its members {:?} after its owner was killed", killed.elapsed());
+    // The ban set on the dead owner holds on the new one.
+    let deadline = Instant::now() + CROSS;
+    loop {
+        x3.send(json!({"m": "ch", "_id": "busy"}));
+        let refused = x3.until_within(Duration::from_millis(600), |m| {
+            m["m"] == "notification" && m["text"].as_str().is_some_and(|t| t.starts_with("Currently banned"))
+        });
+        if refused.is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "x3's ban did not survive its room's owner");
+    }
     // The quiet room saw nothing of it: nobody left, chat still flows.
     assert!(q1.until_within(Duration::from_millis(200), |m| m["m"] == "bye").is_none(), "quiet room lost nobody");
     assert!(q3.chat_until_heard("quiet after", &mut q1));
