@@ -70,7 +70,8 @@ git worktree add --detach --quiet "$tmp/prev" "$base"
 (cd "$tmp/prev" && CARGO_TARGET_DIR="$root/target/compare-prev" cargo build --release --quiet -p mppd --bin mppd)
 cp "$root/target/compare-prev/release/mppd" "$tmp/mppd-prev"
 echo "building current ..."
-cargo build --release --quiet -p mppd --bin mppd -p mppd-bench
+cargo build --release --quiet -p mppd --bin mppd
+cargo build --release --quiet -p mppd-bench
 cp "$root/target/release/mppd" "$tmp/mppd-cur"
 bench="$root/target/release/mppd-bench"
 

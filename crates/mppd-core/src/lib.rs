@@ -265,6 +265,7 @@ impl Core {
 
     /// The oldest output not yet taken, if any. Take them all after every input: an output
     /// speaks of the connections as they are after that input.
+    #[inline]
     pub fn poll_output(&mut self) -> Option<Output> {
         let output = self.outputs.pop_front();
         if output.is_none() && self.outputs.capacity() > MAX_IDLE_OUTPUT_CAPACITY {

@@ -24,21 +24,24 @@ pub const PARAMS_TRUSTED: QuotaParams = QuotaParams { allowance: 8000, max: 2400
 /// Points refill once per tick.
 pub const TICK_MS: u64 = 2_000;
 
+/// Longest point history any parameter set keeps (all of §8.2's keep 3).
+const MAX_HIST_LEN: usize = 3;
+
 /// The NoteQuota algorithm with its ticks computed lazily from `now`, so an idle participant
 /// costs no timer.
 #[derive(Clone, Debug)]
 pub struct NoteQuota {
     params: QuotaParams,
     points: u32,
-    /// Most recent first; at most `max_hist_len` entries.
-    history: Vec<u32>,
+    /// Points at the last ticks, most recent first; the first `hist_len()` entries count.
+    history: [u32; MAX_HIST_LEN],
     /// Time of the last tick that has been applied.
     last_tick: Millis,
 }
 
 impl NoteQuota {
     pub fn new(params: QuotaParams, now: Millis) -> NoteQuota {
-        let mut quota = NoteQuota { params, points: 0, history: Vec::new(), last_tick: now };
+        let mut quota = NoteQuota { params, points: 0, history: [0; MAX_HIST_LEN], last_tick: now };
         quota.reset();
         quota
     }
@@ -47,9 +50,13 @@ impl NoteQuota {
         self.params
     }
 
+    fn hist_len(&self) -> usize {
+        self.params.max_hist_len.min(MAX_HIST_LEN)
+    }
+
     fn reset(&mut self) {
         self.points = self.params.max;
-        self.history = vec![self.params.max; self.params.max_hist_len];
+        self.history = [self.params.max; MAX_HIST_LEN];
     }
 
     /// Changes the parameters; a change resets the points (§8.1 "set parameters").
@@ -61,8 +68,8 @@ impl NoteQuota {
     }
 
     fn tick(&mut self) {
-        self.history.insert(0, self.points);
-        self.history.truncate(self.params.max_hist_len);
+        self.history.rotate_right(1);
+        self.history[0] = self.points;
         if self.points < self.params.max {
             self.points = (self.points + self.params.allowance).min(self.params.max);
         }
@@ -76,7 +83,7 @@ impl NoteQuota {
         self.last_tick = self.last_tick.plus(due * TICK_MS);
         // After this many ticks every state has refilled to the reset state.
         let settle = u64::from(self.params.max / self.params.allowance.max(1)) + 1;
-        if due > settle + self.params.max_hist_len as u64 {
+        if due > settle + self.hist_len() as u64 {
             self.reset();
         } else {
             for _ in 0..due {
@@ -88,7 +95,7 @@ impl NoteQuota {
     /// Spends `notes` points if the quota allows; otherwise changes nothing and refuses.
     pub fn spend(&mut self, now: Millis, notes: u32) -> bool {
         self.catch_up(now);
-        let starved = self.history.iter().map(|&p| u64::from(p)).sum::<u64>() == 0;
+        let starved = self.history[..self.hist_len()].iter().map(|&p| u64::from(p)).sum::<u64>() == 0;
         let cost = if starved { u64::from(notes) * u64::from(self.params.allowance) } else { u64::from(notes) };
         if u64::from(self.points) < cost {
             return false;
@@ -99,25 +106,32 @@ impl NoteQuota {
 }
 
 /// At most `rate.count` events (or units) per window of `rate.per_ms`; a window starts with
-/// the first event after the previous one ended.
+/// the first event after the previous one ended. 16 bytes: every connection holds eight.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RateLimiter {
-    window_start: Option<Millis>,
-    used: u64,
+    /// Start of the current window; meaningful once `started`.
+    window_start: Millis,
+    /// Units used in the window (never above `rate.count`, a `u32`).
+    used: u32,
+    started: bool,
 }
 
 impl RateLimiter {
     /// Records `amount` units at `now` if the window has room for them.
     pub fn allow(&mut self, now: Millis, rate: Rate, amount: u64) -> bool {
-        let expired = self.window_start.is_none_or(|start| now >= start.plus(rate.per_ms) || now < start);
+        let start = self.window_start;
+        let expired = !self.started || now >= start.plus(rate.per_ms) || now < start;
         if expired {
-            self.window_start = Some(now);
+            self.window_start = now;
+            self.started = true;
             self.used = 0;
         }
-        if self.used + amount > u64::from(rate.count) {
+        let used = u64::from(self.used) + amount;
+        if used > u64::from(rate.count) {
             return false;
         }
-        self.used += amount;
+        // At most `rate.count`, so it fits.
+        self.used = u32::try_from(used).unwrap_or(u32::MAX);
         true
     }
 }

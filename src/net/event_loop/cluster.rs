@@ -62,11 +62,13 @@ impl EventLoop {
     fn apply_step(&mut self, now: Millis, step: Step) {
         match step {
             Step::Open { conn, peer, hi } => {
+                self.take_outputs();
                 let first_new = self.outputs.len();
                 self.feed(now, Input::Open { conn, peer });
                 if let Some(hi) = hi {
                     self.feed(now, Input::Text { conn, text: &format!("[{hi}]") });
                 }
+                self.take_outputs();
                 // The client already had `b` and the `hi` reply from the node it first reached.
                 let new: Vec<Output> = self
                     .outputs

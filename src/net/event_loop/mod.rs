@@ -69,7 +69,8 @@ pub(super) struct EventLoop {
     turn_start_us: u64,
     /// Slab keys to free at the end of the turn.
     gone: Vec<usize>,
-    /// Outputs the core produced, in order, waiting for [`route`](Self::route).
+    /// Outputs taken from the core before [`route`](Self::route) (to record them, or for the
+    /// cluster to look at them), in order; the rest wait in the core.
     outputs: VecDeque<Output>,
     /// Connections the shell closed; the core hears `Closed` for each, in order.
     lost: VecDeque<ConnId>,

@@ -1,7 +1,6 @@
-//! The core's side of the loop: every input goes in through `feed`, which records it when
-//! recording and takes the outputs it caused (so a recording keeps each input's outputs after
-//! it); `route`, called once per event, delivers them, then tells the core about the
-//! connections the shell lost meanwhile.
+//! The core's side of the loop: every input goes in through `feed` (recorded first when
+//! recording); `route`, called once per event, delivers the core's outputs, then tells the core
+//! about the connections the shell lost meanwhile.
 
 use super::EventLoop;
 use crate::core::{Input, Millis, Output};
@@ -10,27 +9,37 @@ use crate::net::ws::Push;
 use std::rc::Rc;
 
 impl EventLoop {
-    /// Hands one input to the core and takes its outputs for [`route`](Self::route), recording
-    /// both when recording.
+    /// Hands one input to the core, recording it first when recording. The outputs wait in the
+    /// core for [`route`](Self::route); when recording, they are taken and recorded at once, so
+    /// the recording keeps each input's outputs right after it.
     pub(super) fn feed(&mut self, now: Millis, input: Input<'_>) {
         if let Some(recorder) = self.recorder.as_mut() {
             recorder.input(now, &input);
         }
         self.core.handle(now, input);
-        while let Some(output) = self.core.poll_output() {
-            if let Some(recorder) = self.recorder.as_mut() {
+        if let Some(recorder) = self.recorder.as_mut() {
+            while let Some(output) = self.core.poll_output() {
                 recorder.output(&output);
+                self.outputs.push_back(output);
             }
+        }
+    }
+
+    /// Takes every output waiting in the core into `outputs`, to look at them before routing.
+    #[cfg(feature = "cluster")]
+    pub(super) fn take_outputs(&mut self) {
+        while let Some(output) = self.core.poll_output() {
             self.outputs.push_back(output);
         }
     }
 
-    /// Delivers the outputs taken so far; then tells the core, one at a time, about the
-    /// connections the shell lost meanwhile and delivers what that caused, until nothing is
-    /// left. Called once per event, never from within itself.
+    /// Delivers the outputs of the inputs fed so far, in order; then tells the core, one at a
+    /// time, about the connections the shell lost meanwhile and delivers what that caused, until
+    /// nothing is left. Called once per event, never from within itself.
     pub(super) fn route(&mut self, now: Millis) {
         loop {
-            while let Some(output) = self.outputs.pop_front() {
+            // Outputs taken from the core earlier are older than those still in it.
+            while let Some(output) = self.outputs.pop_front().or_else(|| self.core.poll_output()) {
                 #[cfg(feature = "cluster")]
                 let Some(output) = self.cluster_output(output) else { continue };
                 match output {
