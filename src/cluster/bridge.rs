@@ -37,18 +37,22 @@ const RESOLVE_RETRY_MAX: Duration = Duration::from_secs(1);
 pub struct Outbox {
     news: SyncSender<FromNats>,
     waker: Arc<Waker>,
+    /// Set when the loop was woken and has not started draining yet: one wake-up per burst.
+    woken: Arc<AtomicBool>,
 }
 
 impl Outbox {
-    pub fn new(news: SyncSender<FromNats>, waker: Arc<Waker>) -> Outbox {
-        Outbox { news, waker }
+    pub fn new(news: SyncSender<FromNats>, waker: Arc<Waker>, woken: Arc<AtomicBool>) -> Outbox {
+        Outbox { news, waker, woken }
     }
 
     fn post(&self, news: FromNats) {
         if self.news.try_send(news).is_err() {
             debug!("cluster: the event loop is behind; news dropped");
         }
-        if let Err(e) = self.waker.wake() {
+        if !self.woken.swap(true, Ordering::AcqRel)
+            && let Err(e) = self.waker.wake()
+        {
             warn!("cluster: cannot wake the event loop: {e}");
         }
     }

@@ -12,6 +12,7 @@ pub mod keys;
 use mio::Waker;
 use std::io;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError, sync_channel};
 
 /// Where the cluster is and who this node is in it.
@@ -66,6 +67,8 @@ const CHANNEL_CAPACITY: usize = 65_536;
 pub struct Bridge {
     to_nats: tokio::sync::mpsc::Sender<ToNats>,
     from_nats: Receiver<FromNats>,
+    /// Cleared before the loop drains the news, so the NATS thread wakes it once per burst.
+    woken: Arc<AtomicBool>,
     /// Messages for NATS dropped because the thread was behind (for logs).
     pub dropped: u64,
 }
@@ -77,10 +80,12 @@ impl Bridge {
         let (to_nats, requests) = tokio::sync::mpsc::channel(CHANNEL_CAPACITY);
         let (news, from_nats) = sync_channel(CHANNEL_CAPACITY);
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let woken = Arc::new(AtomicBool::new(false));
+        let outbox = bridge::Outbox::new(news, waker, woken.clone());
         std::thread::Builder::new().name("mppd-nats".into()).spawn(move || {
-            runtime.block_on(bridge::run(config, inc, requests, bridge::Outbox::new(news, waker)));
+            runtime.block_on(bridge::run(config, inc, requests, outbox));
         })?;
-        Ok(Bridge { to_nats, from_nats, dropped: 0 })
+        Ok(Bridge { to_nats, from_nats, woken, dropped: 0 })
     }
 
     /// Queues a request; never blocks (a full queue drops it, counted and logged once in a while).
@@ -91,6 +96,12 @@ impl Bridge {
                 log::warn!("cluster: the NATS thread is behind; {} messages dropped so far", self.dropped);
             }
         }
+    }
+
+    /// Called before draining the news with [`Bridge::try_recv`]: news queued from now on wakes
+    /// the loop again.
+    pub fn rearm(&mut self) {
+        self.woken.store(false, Ordering::Release);
     }
 
     /// The next piece of news, if any.

@@ -498,6 +498,7 @@ impl Relay {
 
     /// Handles everything the NATS thread queued.
     pub(super) fn drain_news(&mut self, now: Millis) {
+        self.bridge.rearm();
         while let Some(news) = self.bridge.try_recv() {
             match news {
                 FromNats::Batch(payload) => match serde_json::from_slice::<Batch>(&payload) {
