@@ -186,6 +186,8 @@ impl Server {
         }
         #[cfg(feature = "cluster")]
         let (config_nats, config_node) = (self.config.nats.clone(), self.config.node.clone());
+        #[cfg(feature = "cluster")]
+        let ch_rate = self.config.core.ch_rate;
         let mut event_loop =
             EventLoop::new(self.poll, self.listeners, self.shutdown.requested, self.config, self.recorder);
         if let Some((snapshot, saver)) = self.persistence {
@@ -201,7 +203,7 @@ impl Server {
             let inc = (started.as_nanos() as u64) ^ u64::from(std::process::id()).rotate_left(40);
             let config = crate::cluster::ClusterConfig { url, node: node.clone() };
             let bridge = crate::cluster::Bridge::spawn(config, inc, self.shutdown.waker.clone())?;
-            event_loop.join_cluster(relay::Relay::new(node, inc, bridge, Clock::new().now()));
+            event_loop.join_cluster(relay::Relay::new(node, inc, bridge, ch_rate, Clock::new().now()));
         }
         event_loop.run()
     }

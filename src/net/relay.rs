@@ -15,7 +15,9 @@
 use crate::cluster::envelope::{BanRecord, Batch, Heartbeat, Item, ProfileRecord};
 use crate::cluster::keys::ban_key;
 use crate::cluster::{Bridge, FromNats, ToNats};
+use crate::config::Rate;
 use crate::core::{ConnId, Core, Millis, PeerInfo, SavedBan, SavedProfile, Snapshot, UserId};
+use crate::proto::validate::{MAX_CHANNEL_NAME_LEN, is_valid_text};
 use log::{debug, info, warn};
 use serde::Deserialize;
 use serde_json::Value;
@@ -88,6 +90,9 @@ struct Session {
     /// Set while the owner of this room is looked up; frames wait in `pending` meanwhile.
     waiting_for: Option<String>,
     pending: Vec<String>,
+    /// When its last `ch` was looked up: the shell keeps the core's `ch` rate (§8.3) itself, as
+    /// a session may change cores between two of them.
+    last_ch: Option<Millis>,
 }
 
 /// A session run here for a client connected to another node.
@@ -114,6 +119,8 @@ struct Peer {
 
 pub(super) struct Relay {
     node: String,
+    /// Shortest time between two `ch` of a client (the core's `ch` rate, §8.3).
+    ch_interval_ms: u64,
     inc: u64,
     bridge: Bridge,
     steps: Vec<Step>,
@@ -147,9 +154,10 @@ struct ElementHead {
 }
 
 impl Relay {
-    pub(super) fn new(node: String, inc: u64, bridge: Bridge, now: Millis) -> Relay {
+    pub(super) fn new(node: String, inc: u64, bridge: Bridge, ch_rate: Rate, now: Millis) -> Relay {
         let mut relay = Relay {
             node,
+            ch_interval_ms: ch_rate.per_ms / u64::from(ch_rate.count.max(1)),
             inc,
             bridge,
             steps: Vec::new(),
@@ -189,8 +197,16 @@ impl Relay {
     // ---- clients of this node ------------------------------------------------------------
 
     pub(super) fn client_opened(&mut self, key: usize, serial: u64, ip: IpAddr) {
-        let session =
-            Session { serial, ip, hi: None, home: Home::Local, room: None, waiting_for: None, pending: Vec::new() };
+        let session = Session {
+            serial,
+            ip,
+            hi: None,
+            home: Home::Local,
+            room: None,
+            waiting_for: None,
+            pending: Vec::new(),
+            last_ch: None,
+        };
         if let Some(old) = self.sessions.insert(key, session) {
             self.by_serial.remove(&old.serial);
         }
@@ -208,7 +224,7 @@ impl Relay {
     }
 
     /// A text frame from a client of this node.
-    pub(super) fn client_text(&mut self, key: usize, text: &str) {
+    pub(super) fn client_text(&mut self, key: usize, text: &str, now: Millis) {
         let Some(session) = self.sessions.get_mut(&key) else {
             self.steps.push(Step::Text { conn: ConnId(key), text: text.to_string() });
             return;
@@ -221,11 +237,11 @@ impl Relay {
             }
             return;
         }
-        self.route_text(key, text);
+        self.route_text(key, text, now);
     }
 
     /// Sends a client's frame to its session's core, handling `hi`, `ch`, `+ls` and `-ls` first.
-    fn route_text(&mut self, key: usize, text: &str) {
+    fn route_text(&mut self, key: usize, text: &str, now: Millis) {
         // Most frames (notes, cursors, chat) name none of them: they go through unparsed.
         let mentions =
             text.contains("\"ch\"") || text.contains("\"hi\"") || text.contains("ls\"") || text.contains('\\');
@@ -253,10 +269,17 @@ impl Relay {
                     self.list_request(key, name == "+ls");
                 }
                 "ch" if session.hi.is_some() => {
-                    let Some(room) = head.as_ref().and_then(|h| h.id.as_ref()).and_then(Value::as_str) else {
+                    let room = head.as_ref().and_then(|h| h.id.as_ref()).and_then(Value::as_str);
+                    // An invalid name goes to the core, which ignores it (§5 `ch`).
+                    let Some(room) = room.filter(|r| is_valid_text(r, MAX_CHANNEL_NAME_LEN)) else {
                         run.push(element.get());
                         continue;
                     };
+                    if session.last_ch.is_some_and(|at| now.since(at) < self.ch_interval_ms) {
+                        debug!("conn {key}: ch dropped by the ch rate");
+                        continue;
+                    }
+                    session.last_ch = Some(now);
                     self.flush_run(key, &mut run);
                     let rest: Vec<&str> = elements[index..].iter().map(|e| e.get()).collect();
                     self.await_owner(key, room.to_string(), frame_of(&rest));
@@ -301,7 +324,7 @@ impl Relay {
     }
 
     /// The owner of `room` is known: the sessions waiting for it move there, then get their frames.
-    fn owner_found(&mut self, room: &str, owner: String) {
+    fn owner_found(&mut self, room: &str, owner: String, now: Millis) {
         let target = if owner == self.node { Home::Local } else { Home::Node(owner) };
         for (key, serial) in self.waiting.remove(room).unwrap_or_default() {
             let Some(session) = self.sessions.get_mut(&key) else { continue };
@@ -316,7 +339,7 @@ impl Relay {
                 self.send_home(key, first);
             }
             for frame in frames {
-                self.client_text(key, &frame);
+                self.client_text(key, &frame, now);
             }
         }
     }
@@ -510,7 +533,7 @@ impl Relay {
                         self.peers.insert(beat.node, Peer { rooms: beat.rooms });
                     }
                 }
-                FromNats::Owner { room, node } => self.owner_found(&room, node),
+                FromNats::Owner { room, node } => self.owner_found(&room, node, now),
                 FromNats::Lost { room } => self.room_lost(&room),
                 FromNats::NodeGone { node, inc } => self.node_gone(&node, inc),
                 FromNats::Profile { user, record } => self.remote_profile(&user, &record),

@@ -27,7 +27,7 @@ impl EventLoop {
     /// False when not in a cluster.
     pub(super) fn cluster_text(&mut self, key: usize, text: &str, now: Millis) -> bool {
         let Some(relay) = self.cluster.as_mut() else { return false };
-        relay.client_text(key, text);
+        relay.client_text(key, text, now);
         self.apply_steps(now);
         true
     }
