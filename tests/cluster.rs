@@ -90,8 +90,12 @@ fn start_node(nats: &Nats, name: &str, data: &Path) -> Mppd {
 }
 
 fn start_node_at(url: &str, name: &str, data: &Path) -> Mppd {
+    start_node_with(url, name, data, &[])
+}
+
+fn start_node_with(url: &str, name: &str, data: &Path, extra: &[&str]) -> Mppd {
     let dir = data.join(name);
-    let mut node = Mppd::start(&[
+    let mut args = vec![
         "--nats",
         url,
         "--node",
@@ -106,7 +110,9 @@ fn start_node_at(url: &str, name: &str, data: &Path) -> Mppd {
         "10",
         "--log-level",
         "debug",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let mut node = Mppd::start(&args);
     node.expect_log("joined the site");
     node
 }
@@ -195,7 +201,10 @@ fn three_nodes_serve_one_site_and_survive_losing_one() {
     };
     let data = temp_dir("cluster");
     let mut nats = Nats::start(binary, &data.join("nats"));
-    let n1 = start_node(&nats, "n1", &data);
+    // n1 records its core's inputs and outputs: a node's recording replays like a single node's.
+    let recording = data.join("n1.jsonl");
+    let record_args = ["--record", recording.to_str().expect("a UTF-8 path"), "--record-output"];
+    let mut n1 = start_node_with(&nats.url(), "n1", &data, &record_args);
     let mut n2 = start_node(&nats, "n2", &data);
     let n3 = start_node(&nats, "n3", &data);
 
@@ -386,7 +395,14 @@ fn three_nodes_serve_one_site_and_survive_losing_one() {
     }
     assert!(f3.chat_until_heard("after restart", &mut f1));
     assert!(q3.chat_until_heard("quiet after restart", &mut q1));
-    drop(n1);
+
+    n1.signal("TERM");
+    assert!(n1.wait_exit().success());
+    let check = process::mppd_command().arg("replay").arg(&recording).arg("--check").output().expect("run mppd replay");
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert!(check.status.success() && stderr.contains("all outputs identical"), "replay of n1: {stderr}");
+    let recorded = std::fs::read_to_string(&recording).expect("the recording");
+    assert!(recorded.contains(r#""in":"restore""#), "n1 learnt names and bans from the others");
     drop(n3);
     let _ = std::fs::remove_dir_all(&data);
 }
