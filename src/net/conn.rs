@@ -50,12 +50,13 @@ impl Conn {
 pub(super) enum Phase {
     /// Reading the HTTP request head.
     Head { stream: TcpStream, head: Head },
-    /// Writing the `101 Switching Protocols` response.
-    Upgrading(Upgrading),
+    /// Writing the `101 Switching Protocols` response. Phases other than the open one are
+    /// boxed or small, so that the slab entry every connection keeps stays small.
+    Upgrading(Box<Upgrading>),
     /// An open WebSocket known to the core.
     Open(Box<Ws>),
     /// Writing the last bytes, then waiting for the peer to hang up.
-    Closing(Closing),
+    Closing(Box<Closing>),
     /// The socket is dropped; the slab entry goes at the end of the turn.
     Gone,
 }

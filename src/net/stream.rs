@@ -4,12 +4,13 @@
 //! header and the payload, unmasked; RFC 6455 §5.2) into one buffer per connection and written
 //! with one system call. tungstenite writes only control frames (pong, close) through this same
 //! stream, and every write of its first drains the shell's buffer, so frames never interleave.
+//!
+//! Reading goes through here too: a system call reads up to a chunk into a buffer that exists
+//! only while some of it waits for tungstenite, so an idle connection holds no read buffer
+//! (tungstenite's own is kept small; see `ws.rs`).
 
 use mio::net::TcpStream;
 use std::io::{self, Read, Write};
-
-/// Capacity kept in an emptied buffer; a larger one is freed, so idle connections hold none.
-const KEEP_CAPACITY: usize = 2 * 1024;
 
 /// A non-blocking TCP stream plus the shell's frames not yet written.
 pub(super) struct OutStream {
@@ -18,11 +19,18 @@ pub(super) struct OutStream {
     raw: Vec<u8>,
     /// How much of `raw` has reached the socket.
     sent: usize,
+    /// Bytes read from the socket that tungstenite has not taken yet (empty, unallocated, when
+    /// none wait).
+    ahead: Vec<u8>,
+    /// How much of `ahead` tungstenite has taken.
+    taken: usize,
+    /// The most read per system call.
+    read_chunk: usize,
 }
 
 impl OutStream {
-    pub(super) fn new(inner: TcpStream) -> OutStream {
-        OutStream { inner, raw: Vec::new(), sent: 0 }
+    pub(super) fn new(inner: TcpStream, read_chunk: usize) -> OutStream {
+        OutStream { inner, raw: Vec::new(), sent: 0, ahead: Vec::new(), taken: 0, read_chunk: read_chunk.max(1) }
     }
 
     /// Bytes of the shell's frames not yet accepted by the kernel.
@@ -65,18 +73,36 @@ impl OutStream {
             }
         }
         self.sent = 0;
-        if self.raw.capacity() > KEEP_CAPACITY {
-            self.raw = Vec::new();
-        } else {
-            self.raw.clear();
-        }
+        // Written out: an idle connection holds no write buffer.
+        self.raw = Vec::new();
         Ok(())
     }
 }
 
 impl Read for OutStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read(buf)
+        if self.taken == self.ahead.len() {
+            if buf.len() >= self.read_chunk {
+                return self.inner.read(buf);
+            }
+            self.ahead.resize(self.read_chunk, 0);
+            self.taken = 0;
+            match self.inner.read(&mut self.ahead) {
+                Ok(n) => self.ahead.truncate(n),
+                Err(e) => {
+                    self.ahead = Vec::new();
+                    return Err(e);
+                }
+            }
+        }
+        let n = (self.ahead.len() - self.taken).min(buf.len());
+        buf[..n].copy_from_slice(&self.ahead[self.taken..self.taken + n]);
+        self.taken += n;
+        if self.taken == self.ahead.len() {
+            self.ahead = Vec::new();
+            self.taken = 0;
+        }
+        Ok(n)
     }
 }
 
@@ -124,7 +150,7 @@ mod tests {
         let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, _) = listener.accept().unwrap();
         server.set_nonblocking(true).unwrap();
-        let mut out = super::OutStream::new(mio::net::TcpStream::from_std(server));
+        let mut out = super::OutStream::new(mio::net::TcpStream::from_std(server), 512);
         drop(client);
         for len in [0, 1, 125, 126, 65_535, 65_536, 70_000] {
             let payload = vec![b'x'; len];

@@ -19,6 +19,11 @@ use tungstenite::protocol::{CloseFrame, Role, WebSocket, WebSocketConfig};
 /// Room in tungstenite's buffer for control frames (pong, close) on top of data.
 const CONTROL_SLACK: usize = 512;
 
+/// tungstenite's own read buffer, which every connection keeps: small, since the system calls
+/// read into the stream's transient buffer of `read_buffer_bytes` (see `stream.rs`); a bigger
+/// frame grows it for that connection only.
+const FRAME_BUFFER: usize = 128;
+
 /// Queue capacity (frames) an emptied queue may keep.
 const IDLE_QUEUE_CAPACITY: usize = 8;
 
@@ -33,6 +38,8 @@ pub(super) struct Limits {
     early_flush: usize,
     soft: usize,
     hard: usize,
+    /// The most read per system call (`read_buffer_bytes`).
+    read_chunk: usize,
 }
 
 impl Limits {
@@ -43,6 +50,7 @@ impl Limits {
             early_flush: (config.send_queue_soft_bytes / 2).max(batch),
             soft: config.send_queue_soft_bytes,
             hard: config.send_queue_hard_bytes,
+            read_chunk: config.read_buffer_bytes.max(1),
         }
     }
 
@@ -50,7 +58,7 @@ impl Limits {
     /// for the control frames it still writes (pong, close).
     pub(super) fn websocket_config(&self, config: &Config) -> WebSocketConfig {
         WebSocketConfig::default()
-            .read_buffer_size(config.read_buffer_bytes.max(1))
+            .read_buffer_size(FRAME_BUFFER)
             .write_buffer_size(0)
             .max_write_buffer_size(CONTROL_SLACK)
             .max_frame_size(Some(config.max_message_bytes))
@@ -90,14 +98,14 @@ pub(super) struct Ws {
     /// Frames the last flush found queued: an empty queue is given room for as many at once,
     /// so a steady stream does not regrow it frame by frame after every flush.
     last_burst: u16,
-    limits: Limits,
 }
 
 impl Ws {
     /// A server socket over `stream`, starting with bytes already read past the request head.
-    pub(super) fn new(stream: TcpStream, leftover: Vec<u8>, config: WebSocketConfig, limits: Limits) -> Ws {
-        let socket = WebSocket::from_partially_read(OutStream::new(stream), leftover, Role::Server, Some(config));
-        Ws { socket, frames: VecDeque::new(), queued: 0, dropped: 0, last_burst: 0, limits }
+    pub(super) fn new(stream: TcpStream, leftover: Vec<u8>, config: WebSocketConfig, limits: &Limits) -> Ws {
+        let stream = OutStream::new(stream, limits.read_chunk);
+        let socket = WebSocket::from_partially_read(stream, leftover, Role::Server, Some(config));
+        Ws { socket, frames: VecDeque::new(), queued: 0, dropped: 0, last_burst: 0 }
     }
 
     /// Outgoing bytes not yet accepted by the kernel: the queue plus the encoded, unsent bytes.
@@ -106,13 +114,13 @@ impl Ws {
     }
 
     /// Whether the queue grew large enough to write before the end of the turn.
-    pub(super) fn wants_early_flush(&self) -> bool {
-        self.queued >= self.limits.early_flush
+    pub(super) fn wants_early_flush(&self, limits: &Limits) -> bool {
+        self.queued >= limits.early_flush
     }
 
     /// Whether droppable frames are skipped: the reader is above the soft cap.
-    pub(super) fn is_behind(&self) -> bool {
-        self.pending() > self.limits.soft
+    pub(super) fn is_behind(&self, limits: &Limits) -> bool {
+        self.pending() > limits.soft
     }
 
     /// Counts a droppable frame skipped because the reader is behind.
@@ -126,17 +134,17 @@ impl Ws {
     }
 
     /// Queues a text frame and checks the hard cap.
-    pub(super) fn push(&mut self, frame: Rc<str>) -> Push {
+    pub(super) fn push(&mut self, frame: Rc<str>, limits: &Limits) -> Push {
         if self.frames.capacity() == 0 {
             self.frames.reserve(usize::from(self.last_burst));
         }
         self.queued += wire_len(frame.len());
         self.frames.push_back(frame);
-        if self.pending() > self.limits.hard { Push::Overflow } else { Push::Queued }
+        if self.pending() > limits.hard { Push::Overflow } else { Push::Queued }
     }
 
     /// Writes as much as the socket takes, one batch per system call.
-    pub(super) fn flush(&mut self) -> Flushed {
+    pub(super) fn flush(&mut self, limits: &Limits) -> Flushed {
         // A flush for a control frame or a writable socket finds the queue empty: no burst.
         if !self.frames.is_empty() {
             self.last_burst = u16::try_from(self.frames.len()).unwrap_or(u16::MAX);
@@ -157,18 +165,18 @@ impl Ws {
                 }
                 return Flushed::Done;
             }
-            self.encode_batch();
+            self.encode_batch(limits);
         }
     }
 
     /// Moves frames from the queue into the stream's buffer, up to one batch (at least one). The
     /// buffer is sized for the whole batch first, so it is allocated once rather than regrown.
-    fn encode_batch(&mut self) {
+    fn encode_batch(&mut self, limits: &Limits) {
         let mut batch = 0;
         let mut count = 0;
         for frame in &self.frames {
             let len = wire_len(frame.len());
-            if count > 0 && batch + len > self.limits.batch {
+            if count > 0 && batch + len > limits.batch {
                 break;
             }
             batch += len;

@@ -26,6 +26,29 @@ impl UserId {
     pub fn to_hex(self) -> String {
         hex(&self.0)
     }
+
+    /// The wire form, held inline (every user keeps it; no allocation of its own).
+    pub fn hex(self) -> HexId {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 24];
+        for (i, b) in self.0.iter().enumerate() {
+            out[2 * i] = DIGITS[usize::from(b >> 4)];
+            out[2 * i + 1] = DIGITS[usize::from(b & 15)];
+        }
+        HexId(out)
+    }
+}
+
+/// A user id's 24 hex digits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HexId([u8; 24]);
+
+impl std::ops::Deref for HexId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        // Hex digits only (see `UserId::hex`): always UTF-8.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
 }
 
 impl fmt::Display for UserId {

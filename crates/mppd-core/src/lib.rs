@@ -26,7 +26,7 @@ pub use self::quota::{NoteQuota, PARAMS_CROWNED, PARAMS_LOBBY, PARAMS_NORMAL, PA
 pub use self::time::Millis;
 
 use self::channel::Channel;
-use self::ids::Rng;
+use self::ids::{HexId, Rng};
 use self::quota::RateLimiter;
 use crate::config::CoreConfig;
 use crate::proto::inbound::{Message, Name, parse_frame};
@@ -110,7 +110,7 @@ impl Counters {
 /// A user: its identity and profile, and every connection it has open.
 #[derive(Debug)]
 struct User {
-    id_hex: String,
+    id_hex: HexId,
     name: String,
     color: String,
     conns: Vec<ConnId>,

@@ -127,7 +127,8 @@ impl Core {
         }
         let Some(ch) = self.channels.get(&key) else { return };
         let ch_msg = self.ch_message(ch);
-        let own = outbound::with_own_id(&ch_msg, &self.users.get(&user).map_or(String::new(), |u| u.id_hex.clone()));
+        let own =
+            outbound::with_own_id(&ch_msg, &self.users.get(&user).map_or_else(String::new, |u| u.id_hex.to_string()));
         let history = outbound::chat_history(ch.history.iter().map(|h| h.as_ref()));
         let nq = outbound::note_quota(params.allowance, params.max, params.max_hist_len);
         let joined = is_new.then(|| self.info_in(ch, user, true).map(|info| outbound::participant(&info))).flatten();
@@ -180,7 +181,7 @@ impl Core {
             self.list_changed(&key);
             return;
         }
-        let id_hex = self.users.get(&user).map_or_else(|| user.to_hex(), |u| u.id_hex.clone());
+        let id_hex = self.users.get(&user).map_or_else(|| user.hex(), |u| u.id_hex);
         self.broadcast(&key, &outbound::bye(&id_hex), None, false);
         if dropped {
             self.broadcast_channel(&key);

@@ -37,7 +37,7 @@ impl Core {
         }
         let profile = self.profiles.get(&identity.id);
         let user = self.users.entry(identity.id).or_insert_with(|| User {
-            id_hex: identity.id.to_hex(),
+            id_hex: identity.id.hex(),
             name: profile.map_or(DEFAULT_NAME.to_string(), |p| p.name.clone()),
             color: profile.map_or(identity.color.clone(), |p| p.color.clone()),
             conns: Vec::new(),

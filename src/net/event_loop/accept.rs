@@ -185,7 +185,7 @@ impl EventLoop {
                     return;
                 };
                 self.pending_heads -= 1;
-                conn.phase = Phase::Upgrading(Upgrading { stream, response, written: 0, leftover, peer });
+                conn.phase = Phase::Upgrading(Box::new(Upgrading { stream, response, written: 0, leftover, peer }));
                 self.write_upgrade(key, now);
             }
         }
@@ -251,7 +251,7 @@ impl EventLoop {
         let status = status_of(&response);
         self.counters.count_http(status);
         let peer = conn.peer;
-        conn.phase = Phase::Closing(Closing::http(stream, response));
+        conn.phase = Phase::Closing(Box::new(Closing::http(stream, response)));
         if !matches!(status, 403 | 429) {
             self.log_refusal("http", now, || format!("conn {key}: {peer} answered HTTP {status}"));
         }
@@ -278,7 +278,7 @@ impl EventLoop {
         let Phase::Upgrading(up) = std::mem::replace(&mut conn.phase, Phase::Gone) else {
             return;
         };
-        let ws = Ws::new(up.stream, up.leftover, self.ws_config, self.limits);
+        let ws = Ws::new(up.stream, up.leftover, self.ws_config, &self.limits);
         conn.phase = Phase::Open(Box::new(ws));
         self.counters.websockets_opened += 1;
         conn.deadline = None;

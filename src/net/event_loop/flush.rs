@@ -49,7 +49,7 @@ impl EventLoop {
     pub(super) fn flush_conn(&mut self, key: usize, now: Millis) {
         let Some(conn) = self.conns.get_mut(key) else { return };
         let Phase::Open(ws) = &mut conn.phase else { return };
-        match ws.flush() {
+        match ws.flush(&self.limits) {
             Flushed::Done => {
                 let dropped = ws.take_dropped();
                 if dropped > 0 {

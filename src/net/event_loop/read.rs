@@ -55,7 +55,7 @@ impl EventLoop {
                         return;
                     };
                     // tungstenite answers the close frame when flushed.
-                    conn.phase = Phase::Closing(Closing::websocket(ws.socket));
+                    conn.phase = Phase::Closing(Box::new(Closing::websocket(ws.socket)));
                     self.set_deadline(key, now.plus(self.config.close_linger_ms));
                     self.mark_dirty(key);
                     self.lost.push_back(ConnId(key));
@@ -138,7 +138,7 @@ impl EventLoop {
         info!("conn {key}: {} closed by the server with {code} {reason}", conn.peer);
         self.counters.count_close(code);
         let discard = code == CLOSE_SEND_QUEUE_FULL;
-        conn.phase = Phase::Closing(Closing::websocket(ws.close(code, reason, discard)));
+        conn.phase = Phase::Closing(Box::new(Closing::websocket(ws.close(code, reason, discard))));
         self.set_deadline(key, now.plus(self.config.close_linger_ms));
         self.mark_dirty(key);
         if by_shell {

@@ -64,18 +64,18 @@ impl EventLoop {
     pub(super) fn send(&mut self, key: usize, frame: Rc<str>, droppable: bool, now: Millis) {
         let Some(conn) = self.conns.get_mut(key) else { return };
         let Phase::Open(ws) = &mut conn.phase else { return };
-        if droppable && ws.is_behind() {
+        if droppable && ws.is_behind(&self.limits) {
             ws.count_dropped();
             self.counters.frames_dropped += 1;
             return;
         }
         self.loop_stats.frames_out += 1;
         self.loop_stats.bytes_out += frame.len() as u64;
-        match ws.push(frame) {
+        match ws.push(frame, &self.limits) {
             Push::Queued => {
                 // A burst for one connection within a turn is written before it reaches the
                 // soft cap, unless the socket is known to be full.
-                if !conn.want_write && ws.wants_early_flush() {
+                if !conn.want_write && ws.wants_early_flush(&self.limits) {
                     self.flush_conn(key, now);
                 }
                 self.mark_dirty(key);
