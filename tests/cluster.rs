@@ -273,6 +273,17 @@ fn three_nodes_serve_one_site_and_survive_losing_one() {
         }
         assert!(Instant::now() < deadline, "erin was never refused");
     }
+    // The crown holder on n2 lifts the ban of the user on n1, who may come back.
+    bob.send(json!({"m": "unban", "_id": erin.id}));
+    let deadline = Instant::now() + CROSS;
+    loop {
+        erin.send(json!({"m": "ch", "_id": "room one"}));
+        if erin.until_within(Duration::from_millis(600), |m| m["m"] == "ch" && m["ch"]["_id"] == "room one").is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "erin could not come back after the unban");
+    }
+    bob.until(|m| m["m"] == "p" && m["id"] == erin.id.as_str()).expect("bob sees erin back");
 
     // A name set on n3 holds on n1 (and is stored site-wide).
     carol.send(json!({"m": "userset", "set": {"name": "Carol"}}));
