@@ -407,6 +407,23 @@ fn three_nodes_serve_one_site_and_survive_losing_one() {
     assert!(f3.chat_until_heard("after restart", &mut f1));
     assert!(q3.chat_until_heard("quiet after restart", &mut q1));
 
+    // A node that never saw carol, started after NATS restarted, knows her name: names live in
+    // the site's store, not only in the nodes that saw them change.
+    let n4 = start_node(&nats, "n4", &data);
+    let deadline = Instant::now() + CROSS;
+    loop {
+        let mut again = User::connect(13, &n4);
+        again.send(json!({"m": "ch", "_id": "carol's new room"}));
+        let named = again
+            .until_within(Duration::from_secs(2), |m| m["m"] == "ch" && ids_in(m).len() == 1)
+            .is_some_and(|ch| ch["ppl"][0]["name"] == "Carol");
+        if named {
+            break;
+        }
+        assert!(Instant::now() < deadline, "a new node never learnt carol's name");
+    }
+    drop(n4);
+
     n1.signal("TERM");
     assert!(n1.wait_exit().success());
     let check = process::mppd_command().arg("replay").arg(&recording).arg("--check").output().expect("run mppd replay");
