@@ -15,7 +15,10 @@ fuzz_target!(|data: &[u8]| {
     for (conn, ip) in [(1, "10.0.0.1"), (2, "10.0.0.2")] {
         let conn = ConnId(conn);
         core.handle(NOW, Input::Open { conn, peer: PeerInfo { ip: ip.parse().unwrap() } });
-        core.handle(NOW, Input::Text { conn, text: r#"[{"m":"hi"},{"m":"ch","_id":"room"},{"m":"+ls"},{"m":"+custom"}]"# });
+        core.handle(
+            NOW,
+            Input::Text { conn, text: r#"[{"m":"hi"},{"m":"ch","_id":"room"},{"m":"+ls"},{"m":"+custom"}]"# },
+        );
     }
     while core.poll_output().is_some() {}
     core.handle(NOW.plus(1), Input::Text { conn: ConnId(1), text });
