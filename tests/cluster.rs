@@ -13,6 +13,7 @@ mod process;
 use common::Client;
 use process::{Mppd, connect_from, temp_dir};
 use serde_json::{Value, json};
+use std::io::Write;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -196,7 +197,8 @@ fn ids_in(ch: &Value) -> Vec<String> {
 #[test]
 fn three_nodes_serve_one_site_and_survive_losing_one() {
     let Some(binary) = nats_binary() else {
-        println!("SKIPPED: cluster: nats-server is not installed (Debian package nats-server)");
+        let _ =
+            writeln!(std::io::stderr(), "SKIPPED: cluster: nats-server is not installed (Debian package nats-server)");
         return;
     };
     let data = temp_dir("cluster");
@@ -372,7 +374,11 @@ fn three_nodes_serve_one_site_and_survive_losing_one() {
     }
     assert!(seen.contains(&b1.id) && seen.contains(&b3.id) && seen.contains(&b2_id), "busy after the kill: {seen:?}");
     assert!(b1.chat_until_heard("busy after", &mut b3), "busy carries chat again");
-    println!("busy room back for its members {:?} after its owner was killed", killed.elapsed());
+    let _ = writeln!(
+        std::io::stderr(),
+        "cluster: busy room back for its members {:?} after its owner was killed",
+        killed.elapsed()
+    );
     // The ban set on the dead owner holds on the new one.
     let deadline = Instant::now() + CROSS;
     loop {
@@ -503,7 +509,8 @@ fn a_node_cut_off_from_nats_for_a_minute_rejoins_its_rooms() {
 /// back. Clients keep their sockets (and ping as clients do) throughout.
 fn cut_and_heal(name: &str, cut: Duration) {
     let Some(binary) = nats_binary() else {
-        println!("SKIPPED: cluster: nats-server is not installed (Debian package nats-server)");
+        let _ =
+            writeln!(std::io::stderr(), "SKIPPED: cluster: nats-server is not installed (Debian package nats-server)");
         return;
     };
     let data = temp_dir(name);

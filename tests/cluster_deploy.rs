@@ -6,6 +6,7 @@
 use serde_yaml::Value;
 use std::collections::BTreeSet;
 use std::fs;
+use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 
@@ -84,7 +85,7 @@ fn nginx_balances_over_exactly_the_nodes() {
 
     let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"].into_iter().find(|p| Path::new(p).is_file());
     let Some(nginx) = nginx else {
-        println!("SKIPPED: nginx -t of deploy/nginx-cluster.conf: nginx is not installed");
+        let _ = writeln!(std::io::stderr(), "SKIPPED: nginx -t of deploy/nginx-cluster.conf: nginx is not installed");
         return;
     };
     // The site as an `http` block of a minimal configuration (upstream addresses as shipped).
