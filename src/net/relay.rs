@@ -651,10 +651,13 @@ impl Relay {
             debug!("cluster: profile record of {user:?} ignored");
             return;
         };
-        if record.by == self.node {
+        // Its own records come back, and a watch started again after NATS restarted sends every
+        // record again: only news reaches the core.
+        let value = (record.name.clone(), record.color.clone());
+        if record.by == self.node || self.published_profiles.get(&id) == Some(&value) {
             return;
         }
-        self.published_profiles.insert(id, (record.name.clone(), record.color.clone()));
+        self.published_profiles.insert(id, value);
         let profile = SavedProfile { id, name: record.name, color: record.color };
         self.steps.push(Step::Restore(Snapshot { profiles: vec![profile], bans: Vec::new() }));
     }
@@ -663,7 +666,8 @@ impl Relay {
         let Ok(record) = serde_json::from_slice::<BanRecord>(record) else { return };
         let Some(user) = UserId::parse(&record.user) else { return };
         let until = Millis::from_ms(record.until);
-        if record.by == self.node || until <= now {
+        let known = self.published_bans.get(&(record.channel.clone(), user)) == Some(&until);
+        if record.by == self.node || until <= now || known {
             return;
         }
         self.published_bans.insert((record.channel.clone(), user), until);
