@@ -6,7 +6,7 @@
 //! moves connections between phases, registers them and talks to the core.
 
 use super::head::Head;
-use super::stream::OutStream;
+use super::ws::Socket;
 use super::ws::Ws;
 use crate::core::Millis;
 use crate::core::PeerInfo;
@@ -14,7 +14,7 @@ use mio::Interest;
 use mio::net::TcpStream;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr};
-use tungstenite::{Error, WebSocket};
+use tungstenite::Error;
 
 /// A connection in the slab. Its key is its mio `Token` and its core `ConnId`.
 pub(super) struct Conn {
@@ -67,7 +67,7 @@ impl Phase {
         match self {
             Phase::Head { stream, .. } => Some(stream),
             Phase::Upgrading(up) => Some(&mut up.stream),
-            Phase::Open(ws) => Some(&mut ws.socket.get_mut().inner),
+            Phase::Open(ws) => Some(ws.tcp()),
             Phase::Closing(closing) => Some(closing.stream()),
             Phase::Gone => None,
         }
@@ -109,7 +109,7 @@ impl Upgrading {
 /// What a closing connection still has to write.
 enum Tail {
     /// A WebSocket whose buffer ends with a close frame.
-    WebSocket(Box<WebSocket<OutStream>>),
+    WebSocket(Box<Socket>),
     /// A plain HTTP response.
     Raw { stream: TcpStream, bytes: Vec<u8>, written: usize },
 }
@@ -127,7 +127,7 @@ pub(super) struct Closing {
 }
 
 impl Closing {
-    pub(super) fn websocket(socket: WebSocket<OutStream>) -> Closing {
+    pub(super) fn websocket(socket: Socket) -> Closing {
         Closing { tail: Tail::WebSocket(Box::new(socket)), flushed: false, peer_done: false, more_input: false }
     }
 
@@ -142,7 +142,7 @@ impl Closing {
 
     fn stream(&mut self) -> &mut TcpStream {
         match &mut self.tail {
-            Tail::WebSocket(socket) => &mut socket.get_mut().inner,
+            Tail::WebSocket(socket) => &mut socket.stream.inner,
             Tail::Raw { stream, .. } => stream,
         }
     }

@@ -26,11 +26,97 @@ pub(super) struct OutStream {
     taken: usize,
     /// The most read per system call.
     read_chunk: usize,
+    /// Where the bytes handed to tungstenite end in the client's frames.
+    given: FrameTrack,
+    /// The last read found the socket empty (nothing handed since).
+    drained: bool,
+}
+
+/// Follows the client's frames (RFC 6455 §5.2) through the bytes handed to tungstenite, so the
+/// shell knows when tungstenite holds no part of a frame or message.
+#[derive(Default)]
+struct FrameTrack {
+    /// Header bytes seen of the frame being read (at most 14).
+    header: [u8; 14],
+    have: usize,
+    /// Payload bytes still to come of the current frame.
+    payload_left: u64,
+    /// Inside a fragmented data message (a data frame without FIN, until the final continuation).
+    in_message: bool,
+}
+
+impl FrameTrack {
+    fn advance(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            if self.payload_left > 0 {
+                let k = usize::try_from(self.payload_left).unwrap_or(usize::MAX).min(bytes.len());
+                self.payload_left -= k as u64;
+                bytes = &bytes[k..];
+                continue;
+            }
+            self.header[self.have] = bytes[0];
+            self.have += 1;
+            bytes = &bytes[1..];
+            if self.have < 2 {
+                continue;
+            }
+            let extended = match self.header[1] & 0x7F {
+                126 => 2,
+                127 => 8,
+                _ => 0,
+            };
+            let mask = if self.header[1] & 0x80 != 0 { 4 } else { 0 };
+            if self.have < 2 + extended + mask {
+                continue;
+            }
+            self.payload_left = match extended {
+                2 => u64::from(u16::from_be_bytes([self.header[2], self.header[3]])),
+                8 => {
+                    let mut len = [0u8; 8];
+                    len.copy_from_slice(&self.header[2..10]);
+                    u64::from_be_bytes(len)
+                }
+                _ => u64::from(self.header[1] & 0x7F),
+            };
+            let fin = self.header[0] & 0x80 != 0;
+            // Data frames (continuation 0, text 1, binary 2) open or close a message; control
+            // frames (8 and up) may come between fragments and change nothing.
+            if self.header[0] & 0x0F < 8 {
+                self.in_message = !fin;
+            }
+            self.have = 0;
+        }
+    }
+
+    fn at_message_boundary(&self) -> bool {
+        self.have == 0 && self.payload_left == 0 && !self.in_message
+    }
 }
 
 impl OutStream {
     pub(super) fn new(inner: TcpStream, read_chunk: usize) -> OutStream {
-        OutStream { inner, raw: Vec::new(), sent: 0, ahead: Vec::new(), taken: 0, read_chunk: read_chunk.max(1) }
+        OutStream {
+            inner,
+            raw: Vec::new(),
+            sent: 0,
+            ahead: Vec::new(),
+            taken: 0,
+            read_chunk: read_chunk.max(1),
+            given: FrameTrack::default(),
+            drained: false,
+        }
+    }
+
+    /// Counts bytes handed to tungstenite other than through `read` (those that came with the
+    /// request head).
+    pub(super) fn handed(&mut self, bytes: &[u8]) {
+        self.given.advance(bytes);
+    }
+
+    /// Whether tungstenite holds no input: the socket was found empty and what it was given
+    /// ends with a whole message. Its state can then be dropped and made anew.
+    pub(super) fn at_rest(&self) -> bool {
+        self.drained && self.ahead.is_empty() && self.given.at_message_boundary()
     }
 
     /// Bytes of the shell's frames not yet accepted by the kernel.
@@ -81,6 +167,21 @@ impl OutStream {
 
 impl Read for OutStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let result = self.read_ahead(buf);
+        match &result {
+            Ok(n) => {
+                self.drained = false;
+                self.given.advance(&buf[..*n]);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.drained = true,
+            Err(_) => {}
+        }
+        result
+    }
+}
+
+impl OutStream {
+    fn read_ahead(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.taken == self.ahead.len() {
             if buf.len() >= self.read_chunk {
                 return self.inner.read(buf);
@@ -134,6 +235,46 @@ mod tests {
     use super::wire_len;
     use tungstenite::protocol::frame::coding::{Data, OpCode};
     use tungstenite::protocol::frame::{Frame, FrameHeader};
+
+    /// A client frame: FIN and opcode, masked, with this payload.
+    fn client_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mut frame = Vec::new();
+        Frame::message(payload.to_vec(), OpCode::Data(Data::Text), fin).format(&mut frame).unwrap();
+        frame[0] = (frame[0] & 0xF0) | opcode;
+        // Set the mask bit and insert a zero mask key (XOR with zeros keeps the payload).
+        frame[1] |= 0x80;
+        let header_len = match payload.len() {
+            0..=125 => 2,
+            126..=0xFFFF => 4,
+            _ => 10,
+        };
+        frame.splice(header_len..header_len, [0u8; 4]);
+        frame
+    }
+
+    #[test]
+    fn frame_track_finds_message_boundaries_byte_by_byte() {
+        let mut stream = Vec::new();
+        let mut ends = Vec::new();
+        for (fin, opcode, len) in [(true, 1, 5), (false, 1, 200), (true, 9, 3), (true, 0, 70_000), (true, 1, 0)] {
+            stream.extend(client_frame(fin, opcode, &vec![b'a'; len]));
+            ends.push(stream.len());
+        }
+        // After the unfinished text frame, the ping between its fragments is no message boundary.
+        let expected = [true, false, false, true, true];
+        let mut track = super::FrameTrack::default();
+        let mut at = 0;
+        for (i, end) in ends.iter().enumerate() {
+            while at < *end {
+                track.advance(&stream[at..at + 1]);
+                at += 1;
+                if at < *end {
+                    assert!(!track.at_message_boundary(), "inside frame {i} at {at}");
+                }
+            }
+            assert_eq!(track.at_message_boundary(), expected[i], "after frame {i}");
+        }
+    }
 
     #[test]
     fn wire_lengths_follow_rfc_6455() {

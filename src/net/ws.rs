@@ -1,4 +1,9 @@
-//! An open WebSocket: the tungstenite socket plus the connection's outgoing queue.
+//! An open WebSocket: the stream, tungstenite's protocol state over it, and the connection's
+//! outgoing queue.
+//!
+//! A connection at rest (its input read up to a whole message, everything written) drops
+//! tungstenite's state, buffer included, and makes it anew when input arrives: an idle client
+//! holds no more than this struct.
 //!
 //! tungstenite reads; the shell writes. Frames from the core wait in a queue of shared buffers
 //! and, at flush time, are encoded straight into the stream's buffer, at most `batch` bytes at
@@ -10,11 +15,12 @@ use super::stream::{OutStream, wire_len};
 use crate::config::Config;
 use mio::net::TcpStream;
 use std::collections::VecDeque;
-use std::io;
+use std::io::{self, Write};
 use std::rc::Rc;
 use tungstenite::Error;
 use tungstenite::protocol::frame::coding::CloseCode;
-use tungstenite::protocol::{CloseFrame, Role, WebSocket, WebSocketConfig};
+use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig, WebSocketContext};
+use tungstenite::{Message, Result};
 
 /// Room in tungstenite's buffer for control frames (pong, close) on top of data.
 const CONTROL_SLACK: usize = 512;
@@ -86,9 +92,24 @@ pub(super) enum Flushed {
     Failed(Error),
 }
 
+/// A stream with tungstenite's state over it: what a closing WebSocket keeps.
+pub(super) struct Socket {
+    pub(super) stream: OutStream,
+    context: WebSocketContext,
+}
+
+impl Socket {
+    /// Writes tungstenite's pending frames (a close, a pong) after the shell's.
+    pub(super) fn flush(&mut self) -> Result<()> {
+        self.context.flush(&mut self.stream)
+    }
+}
+
 /// An open WebSocket and its outgoing queue.
 pub(super) struct Ws {
-    pub(super) socket: WebSocket<OutStream>,
+    stream: OutStream,
+    /// tungstenite's state; `None` while the connection is at rest.
+    context: Option<Box<WebSocketContext>>,
     /// Frames shared with the other recipients of the same broadcast.
     frames: VecDeque<Rc<str>>,
     /// Wire bytes of the frames in `frames`.
@@ -103,14 +124,26 @@ pub(super) struct Ws {
 impl Ws {
     /// A server socket over `stream`, starting with bytes already read past the request head.
     pub(super) fn new(stream: TcpStream, leftover: Vec<u8>, config: WebSocketConfig, limits: &Limits) -> Ws {
-        let stream = OutStream::new(stream, limits.read_chunk);
-        let socket = WebSocket::from_partially_read(stream, leftover, Role::Server, Some(config));
-        Ws { socket, frames: VecDeque::new(), queued: 0, dropped: 0, last_burst: 0 }
+        let mut stream = OutStream::new(stream, limits.read_chunk);
+        stream.handed(&leftover);
+        let context = WebSocketContext::from_partially_read(leftover, Role::Server, Some(config));
+        Ws { stream, context: Some(Box::new(context)), frames: VecDeque::new(), queued: 0, dropped: 0, last_burst: 0 }
+    }
+
+    /// The next message from the client, tungstenite's state made anew if the connection rested.
+    pub(super) fn read(&mut self, config: WebSocketConfig) -> Result<Message> {
+        let context = self.context.get_or_insert_with(|| Box::new(WebSocketContext::new(Role::Server, Some(config))));
+        context.read(&mut self.stream)
+    }
+
+    /// The TCP socket, for (re)registration.
+    pub(super) fn tcp(&mut self) -> &mut TcpStream {
+        &mut self.stream.inner
     }
 
     /// Outgoing bytes not yet accepted by the kernel: the queue plus the encoded, unsent bytes.
     pub(super) fn pending(&self) -> usize {
-        self.queued + self.socket.get_ref().unsent()
+        self.queued + self.stream.unsent()
     }
 
     /// Whether the queue grew large enough to write before the end of the turn.
@@ -151,7 +184,11 @@ impl Ws {
         }
         loop {
             // Writes what is already encoded, then tungstenite's control frames (a pong).
-            match self.socket.flush() {
+            let flushed = match self.context.as_mut() {
+                Some(context) => context.flush(&mut self.stream),
+                None => self.stream.flush().map_err(Error::Io),
+            };
+            match flushed {
                 Ok(()) => {}
                 Err(Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => return Flushed::Blocked,
                 Err(Error::Io(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -162,6 +199,9 @@ impl Ws {
                 // A burst's worth of queue capacity is not kept by an idle connection.
                 if self.frames.capacity() > IDLE_QUEUE_CAPACITY {
                     self.frames = VecDeque::new();
+                }
+                if self.stream.at_rest() {
+                    self.context = None;
                 }
                 return Flushed::Done;
             }
@@ -182,7 +222,7 @@ impl Ws {
             batch += len;
             count += 1;
         }
-        let out = self.socket.get_mut();
+        let out = &mut self.stream;
         out.reserve(batch);
         for frame in self.frames.drain(..count) {
             out.push_text_frame(frame.as_bytes());
@@ -192,17 +232,26 @@ impl Ws {
 
     /// Queues a close frame behind the pending frames (or instead of them, when `discard` is
     /// set) and returns the socket, whose remaining bytes the caller flushes best-effort.
-    pub(super) fn close(mut self, code: u16, reason: &str, discard: bool) -> WebSocket<OutStream> {
+    pub(super) fn close(mut self, code: u16, reason: &str, discard: bool, config: WebSocketConfig) -> Socket {
         // Everything queued is encoded ahead of the close frame (the queue is under the hard cap).
         if !discard {
-            let out = self.socket.get_mut();
             for frame in self.frames.drain(..) {
-                out.push_text_frame(frame.as_bytes());
+                self.stream.push_text_frame(frame.as_bytes());
             }
         }
+        let mut socket = self.into_socket(config);
         let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
         // The close frame is queued even when this reports that the socket would block.
-        let _ = self.socket.close(Some(frame));
-        self.socket
+        let _ = socket.context.close(&mut socket.stream, Some(frame));
+        socket
+    }
+
+    /// The stream and tungstenite's state (made anew if at rest), for closing.
+    pub(super) fn into_socket(self, config: WebSocketConfig) -> Socket {
+        let context = match self.context {
+            Some(context) => *context,
+            None => WebSocketContext::new(Role::Server, Some(config)),
+        };
+        Socket { stream: self.stream, context }
     }
 }

@@ -32,6 +32,7 @@ use crate::config::CoreConfig;
 use crate::proto::inbound::{Message, Name, parse_frame};
 use crate::proto::outbound::{self, ParticipantInfo};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
 use std::rc::Rc;
@@ -111,9 +112,29 @@ impl Counters {
 #[derive(Debug)]
 struct User {
     id_hex: HexId,
-    name: String,
-    color: String,
+    /// The default name is not allocated per user.
+    name: Cow<'static, str>,
+    color: Color,
     conns: Vec<ConnId>,
+}
+
+/// A colour as `#rrggbb` (validated by `parse_color`), held inline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Color([u8; 7]);
+
+impl Color {
+    /// `#rrggbb`; anything else (never produced by `parse_color`) becomes black.
+    fn of(text: &str) -> Color {
+        Color(text.as_bytes().try_into().unwrap_or(*b"#000000"))
+    }
+}
+
+impl std::ops::Deref for Color {
+    type Target = str;
+    fn deref(&self) -> &str {
+        // Built from a `&str` of seven bytes, all ASCII (`parse_color`).
+        std::str::from_utf8(&self.0).unwrap_or("#000000")
+    }
 }
 
 /// A name and colour that differ from the defaults, kept per user id across reconnections.

@@ -91,8 +91,8 @@ impl Core {
         let Some(ch) = self.channels.get(&key) else { return };
         let Some(present) = ch.participant(target) else { return };
         let target_conns = present.conns.clone();
-        let banner_name = self.users.get(&banner).map(|u| u.name.clone()).unwrap_or_default();
-        let target_name = self.users.get(&target).map(|u| u.name.clone()).unwrap_or_default();
+        let banner_name = self.users.get(&banner).map(|u| u.name.to_string()).unwrap_or_default();
+        let target_name = self.users.get(&target).map(|u| u.name.to_string()).unwrap_or_default();
         let to_target = outbound::notice(&format!("Banned from \"{key}\" for {minutes} minutes."));
         for c in target_conns {
             self.send(c, to_target.clone());

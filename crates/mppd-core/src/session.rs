@@ -2,12 +2,13 @@
 //! (`+ls`/`-ls` and the `ls` updates of §6).
 
 use super::ids::{identity_for_address, random_identity};
-use super::{ConnId, Core, Limit, Message, Profile, Timer, User};
+use super::{Color, ConnId, Core, Limit, Message, Profile, Timer, User};
 use crate::proto::inbound::{number, parse_as};
 use crate::proto::outbound::{self, ChannelInfo, Echo};
 use crate::proto::validate::{MAX_NAME_LEN, is_valid_text, parse_color};
 use crate::time::Millis;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::rc::Rc;
 
 const DEFAULT_NAME: &str = "Anonymous";
@@ -38,8 +39,8 @@ impl Core {
         let profile = self.profiles.get(&identity.id);
         let user = self.users.entry(identity.id).or_insert_with(|| User {
             id_hex: identity.id.hex(),
-            name: profile.map_or(DEFAULT_NAME.to_string(), |p| p.name.clone()),
-            color: profile.map_or(identity.color.clone(), |p| p.color.clone()),
+            name: profile.map_or(Cow::Borrowed(DEFAULT_NAME), |p| Cow::Owned(p.name.clone())),
+            color: Color::of(profile.map_or(&identity.color, |p| &p.color)),
             conns: Vec::new(),
         });
         user.conns.push(conn_id);
@@ -82,17 +83,17 @@ impl Core {
         let Some(user) = self.users.get_mut(&user_id) else { return };
         let mut changed = false;
         if let Some(name) = name.filter(|n| *n != user.name) {
-            user.name = name.to_string();
+            user.name = Cow::Owned(name.to_string());
             changed = true;
         }
-        if let Some(color) = color.filter(|c| *c != user.color) {
-            user.color = color;
+        if let Some(color) = color.filter(|c| **c != *user.color) {
+            user.color = Color::of(&color);
             changed = true;
         }
         if !changed {
             return;
         }
-        self.profiles.insert(user_id, Profile { name: user.name.clone(), color: user.color.clone() });
+        self.profiles.insert(user_id, Profile { name: user.name.to_string(), color: user.color.to_string() });
         // Direct field access: `user` still borrows `self.users`.
         self.persist_generation = self.persist_generation.wrapping_add(1);
         let mut channels: Vec<Rc<str>> = Vec::new();

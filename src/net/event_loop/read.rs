@@ -30,7 +30,7 @@ impl EventLoop {
             reads += 1;
             let Some(conn) = self.conns.get_mut(key) else { return };
             let Phase::Open(ws) = &mut conn.phase else { return };
-            let result = ws.socket.read();
+            let result = ws.read(self.ws_config);
             match result {
                 Ok(Message::Text(text)) => {
                     self.loop_stats.bytes_in += text.len() as u64;
@@ -55,7 +55,7 @@ impl EventLoop {
                         return;
                     };
                     // tungstenite answers the close frame when flushed.
-                    conn.phase = Phase::Closing(Box::new(Closing::websocket(ws.socket)));
+                    conn.phase = Phase::Closing(Box::new(Closing::websocket(ws.into_socket(self.ws_config))));
                     self.set_deadline(key, now.plus(self.config.close_linger_ms));
                     self.mark_dirty(key);
                     self.lost.push_back(ConnId(key));
@@ -138,7 +138,7 @@ impl EventLoop {
         info!("conn {key}: {} closed by the server with {code} {reason}", conn.peer);
         self.counters.count_close(code);
         let discard = code == CLOSE_SEND_QUEUE_FULL;
-        conn.phase = Phase::Closing(Box::new(Closing::websocket(ws.close(code, reason, discard))));
+        conn.phase = Phase::Closing(Box::new(Closing::websocket(ws.close(code, reason, discard, self.ws_config))));
         self.set_deadline(key, now.plus(self.config.close_linger_ms));
         self.mark_dirty(key);
         if by_shell {
