@@ -343,13 +343,24 @@ fn three_nodes_serve_one_site_and_survive_losing_one() {
     b2.until(|m| m["m"] == "p" && m["id"] == x3_id.as_str()).expect("b2 sees x3");
     b2.send(json!({"m": "kickban", "_id": x3_id, "ms": 600_000}));
     x3.until(|m| m["m"] == "ch" && m["ch"]["_id"] == "test/awkward").expect("x3 is moved out");
-    for name in ["n1", "n3"] {
-        let state = data.join(name).join("state.json");
-        let deadline = Instant::now() + CROSS;
-        while !std::fs::read_to_string(&state).is_ok_and(|text| text.contains(&x3_id)) {
-            assert!(Instant::now() < deadline, "{name} never stored the ban");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+    survivors_store(&data, "the ban of x3", |state| state.contains(&x3_id));
+    // b2 also bans y3 and lifts the ban again: the lift is site-wide too.
+    let mut y3 = User::connect(25, &n3);
+    y3.join("busy");
+    let y3_id = y3.id.clone();
+    b2.until(|m| m["m"] == "p" && m["id"] == y3_id.as_str()).expect("b2 sees y3");
+    b2.send(json!({"m": "kickban", "_id": y3_id, "ms": 600_000}));
+    y3.until(|m| m["m"] == "ch" && m["ch"]["_id"] == "test/awkward").expect("y3 is moved out");
+    survivors_store(&data, "the ban of y3", |state| state.contains(&y3_id));
+    b2.send(json!({"m": "unban", "_id": y3_id}));
+    survivors_store(&data, "the end of y3's ban", |state| !state.contains(&y3_id));
+    let deadline = Instant::now() + CROSS;
+    while y3
+        .until_within(Duration::from_millis(600), |m| m["m"] == "ch" && m["ch"]["_id"] == "busy" && m["p"].is_string())
+        .is_none()
+    {
+        assert!(Instant::now() < deadline, "y3 could not come back after the unban");
+        y3.send(json!({"m": "ch", "_id": "busy"}));
     }
 
     n2.signal("KILL");
@@ -379,6 +390,12 @@ fn three_nodes_serve_one_site_and_survive_losing_one() {
         "cluster: busy room back for its members {:?} after its owner was killed",
         killed.elapsed()
     );
+    // y3's session moves to the new owner too, and the lifted ban stays lifted there.
+    let y3_back = y3.until(|m| {
+        (m["m"] == "ch" && m["ch"]["_id"] == "busy" && m["p"].is_string())
+            || (m["m"] == "notification" && m["text"].as_str().is_some_and(|t| t.starts_with("Currently banned")))
+    });
+    assert_eq!(y3_back.map(|m| m["m"].clone()), Some(json!("ch")), "y3 is back in busy on its new owner");
     // The ban set on the dead owner holds on the new one.
     let deadline = Instant::now() + CROSS;
     loop {
@@ -550,4 +567,16 @@ fn cut_and_heal(name: &str, cut: Duration) {
     drop(n1);
     drop(n2);
     let _ = std::fs::remove_dir_all(&data);
+}
+
+/// Waits until the state files of the surviving nodes n1 and n3 satisfy `stored`.
+fn survivors_store(data: &Path, what: &str, stored: impl Fn(&str) -> bool) {
+    for name in ["n1", "n3"] {
+        let state = data.join(name).join("state.json");
+        let deadline = Instant::now() + CROSS;
+        while !std::fs::read_to_string(&state).is_ok_and(|text| stored(&text)) {
+            assert!(Instant::now() < deadline, "{name} never stored {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }

@@ -222,11 +222,7 @@ async fn handle(shared: &Arc<Shared>, profiles: &Store, bans: &Store, renewing: 
         ToNats::PutBan { key, record } => {
             let bans = bans.clone();
             tokio::spawn(async move {
-                let result = match record {
-                    Some(record) => bans.put(&key, record.into()).await.map(drop).map_err(|e| e.to_string()),
-                    None => bans.delete(&key).await.map_err(|e| e.to_string()),
-                };
-                if let Err(e) = result {
+                if let Err(e) = bans.put(&key, record.into()).await {
                     warn!("cluster: cannot store the ban {key}: {e}");
                 }
             });

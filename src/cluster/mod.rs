@@ -37,8 +37,8 @@ pub enum ToNats {
     Hosting(Vec<String>),
     /// Store a profile record under a user id.
     PutProfile { user: String, record: Vec<u8> },
-    /// Store a ban record under its key, or remove the key (`record` = None).
-    PutBan { key: String, record: Option<Vec<u8>> },
+    /// Store a ban record under its key (an unban stores the ban as over).
+    PutBan { key: String, record: Vec<u8> },
 }
 
 /// News from the NATS thread to the loop.

@@ -662,16 +662,28 @@ impl Relay {
         self.steps.push(Step::Restore(Snapshot { profiles: vec![profile], bans: Vec::new() }));
     }
 
+    /// A ban record of another node: a ban to load, or (ended before its time: an unban) the end
+    /// of one this node loaded. A saved ban is lifted by loading it again as already over.
     fn remote_ban(&mut self, record: &[u8], now: Millis) {
         let Ok(record) = serde_json::from_slice::<BanRecord>(record) else { return };
         let Some(user) = UserId::parse(&record.user) else { return };
-        let until = Millis::from_ms(record.until);
-        let known = self.published_bans.get(&(record.channel.clone(), user)) == Some(&until);
-        if record.by == self.node || until <= now || known {
+        if record.by == self.node {
             return;
         }
-        self.published_bans.insert((record.channel.clone(), user), until);
-        let ban = SavedBan { channel: record.channel, user, until };
+        let until = Millis::from_ms(record.until);
+        let key = (record.channel.clone(), user);
+        let ban = if until <= now {
+            if self.published_bans.remove(&key).is_none() {
+                return;
+            }
+            SavedBan { channel: record.channel, user, until: Millis::ZERO }
+        } else {
+            if self.published_bans.get(&key) == Some(&until) {
+                return;
+            }
+            self.published_bans.insert(key, until);
+            SavedBan { channel: record.channel, user, until }
+        };
         self.steps.push(Step::Restore(Snapshot { profiles: Vec::new(), bans: vec![ban] }));
     }
 
@@ -706,13 +718,18 @@ impl Relay {
                     by: self.node.clone(),
                 };
                 if let Ok(record) = serde_json::to_vec(&record) {
-                    self.bridge.send(ToNats::PutBan { key: ban_key(&user.to_hex(), channel), record: Some(record) });
+                    self.bridge.send(ToNats::PutBan { key: ban_key(&user.to_hex(), channel), record });
                 }
             }
         }
+        // A ban gone before its end was lifted (`unban`): its record says it is over.
         for ((channel, user), until) in &self.published_bans {
             if !current.contains_key(&(channel.clone(), *user)) && *until > now {
-                self.bridge.send(ToNats::PutBan { key: ban_key(&user.to_hex(), channel), record: None });
+                let record =
+                    BanRecord { channel: channel.clone(), user: user.to_hex(), until: 0, by: self.node.clone() };
+                if let Ok(record) = serde_json::to_vec(&record) {
+                    self.bridge.send(ToNats::PutBan { key: ban_key(&user.to_hex(), channel), record });
+                }
             }
         }
         self.published_bans = current;
