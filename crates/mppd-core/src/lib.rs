@@ -11,6 +11,7 @@ pub mod proto;
 mod channel;
 mod ids;
 mod invariants;
+mod limits;
 mod moderation;
 mod persist;
 mod quota;
@@ -27,6 +28,7 @@ pub use self::time::Millis;
 
 use self::channel::Channel;
 use self::ids::{HexId, Rng};
+use self::limits::{Limit, RareLimits};
 use self::quota::RateLimiter;
 use crate::config::CoreConfig;
 use crate::proto::inbound::{Message, Name, parse_frame};
@@ -144,54 +146,20 @@ pub struct Profile {
     pub color: String,
 }
 
-/// Per-connection limits of §8.3.
+/// The per-connection limits of §8.3 that every message spends (the rest: `limits.rs`).
 #[derive(Debug, Default)]
 struct ConnLimits {
     messages: RateLimiter,
     bytes: RateLimiter,
-    ch: RateLimiter,
-    chown: RateLimiter,
-    kickban: RateLimiter,
-    userset: RateLimiter,
-    chset: RateLimiter,
-    custom_bytes: RateLimiter,
-}
-
-/// The per-connection limits of §8.3 whose refusal is a silent drop.
-#[derive(Clone, Copy, Debug)]
-enum Limit {
-    Ch,
-    Chown,
-    /// Shared by `kickban` and `unban`.
-    Kickban,
-    Userset,
-    Chset,
-    /// Bytes of `custom` data.
-    CustomBytes,
 }
 
 impl Core {
     /// Spends `amount` of a connection's limit; a refusal is counted and means "drop silently".
     fn within_limit(&mut self, now: Millis, conn: ConnId, limit: Limit, amount: u64) -> bool {
-        let c = &self.config;
-        let rate = match limit {
-            Limit::Ch => c.ch_rate,
-            Limit::Chown => c.chown_rate,
-            Limit::Kickban => c.kickban_rate,
-            Limit::Userset => c.userset_rate,
-            Limit::Chset => c.chset_rate,
-            Limit::CustomBytes => c.custom_bytes,
-        };
-        let Some(state) = self.conns.get_mut(&conn) else { return false };
-        let limiter = match limit {
-            Limit::Ch => &mut state.limits.ch,
-            Limit::Chown => &mut state.limits.chown,
-            Limit::Kickban => &mut state.limits.kickban,
-            Limit::Userset => &mut state.limits.userset,
-            Limit::Chset => &mut state.limits.chset,
-            Limit::CustomBytes => &mut state.limits.custom_bytes,
-        };
-        let allowed = limiter.allow(now, rate, amount);
+        if !self.conns.contains_key(&conn) {
+            return false;
+        }
+        let allowed = self.rare_limits.allow(&self.config, now, conn, limit, amount);
         if !allowed {
             self.counters.rate_limited += 1;
         }
@@ -242,6 +210,8 @@ pub struct Core {
     pending_bans: persist::PendingBans,
     /// Bumped whenever what [`Core::snapshot`] returns may have changed.
     persist_generation: u64,
+    /// Windows of the limits connections use rarely.
+    rare_limits: RareLimits,
     /// Outputs not yet taken by [`Core::poll_output`], oldest first.
     outputs: VecDeque<Output>,
     /// Where notes and cursor moves are serialized before they become a shared frame.
@@ -264,6 +234,7 @@ impl Core {
             counters: Counters::default(),
             pending_bans: persist::PendingBans::new(),
             persist_generation: 0,
+            rare_limits: RareLimits::default(),
             outputs: VecDeque::new(),
             frame_buf: Vec::new(),
         }
@@ -440,6 +411,7 @@ impl Core {
         self.leave_channel(now, conn_id);
         let Some(conn) = self.conns.remove(&conn_id) else { return };
         self.ls_subscribers.remove(&conn_id);
+        self.rare_limits.forget(conn_id);
         self.timers.remove(&(conn.ping_deadline, Timer::Ping(conn_id)));
         if let Some(user_id) = conn.user
             && let Some(user) = self.users.get_mut(&user_id)

@@ -117,6 +117,11 @@ pub struct RateLimiter {
 }
 
 impl RateLimiter {
+    /// Whether a window started and has not ended at `now` (an ended one counts for nothing).
+    pub fn running(&self, now: Millis, rate: Rate) -> bool {
+        self.started && self.window_start <= now && now < self.window_start.plus(rate.per_ms)
+    }
+
     /// Records `amount` units at `now` if the window has room for them.
     pub fn allow(&mut self, now: Millis, rate: Rate, amount: u64) -> bool {
         let start = self.window_start;
