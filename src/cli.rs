@@ -361,7 +361,7 @@ const OPTIONS: &[Opt] = &[
     Opt {
         name: "read-buffer-bytes",
         kind: Kind::Value("N"),
-        help: "Read buffer of each WebSocket connection, and the most read per system call",
+        help: "The most read from a WebSocket per system call (a buffer held only while input waits)",
         default: |c| c.read_buffer_bytes.to_string(),
         set: |c, v| {
             c.read_buffer_bytes = number(v)?;

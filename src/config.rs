@@ -25,9 +25,8 @@ pub struct Config {
     pub max_request_head_bytes: usize,
     /// Largest WebSocket frame or message; bigger ones close with 1009 (§1).
     pub max_message_bytes: usize,
-    /// Read buffer of a WebSocket connection, and the most read per system call. Client
-    /// messages are small; a bigger frame grows the buffer of that connection only. It is most
-    /// of what an idle connection costs (docs/performance.md).
+    /// The most read from a WebSocket per system call, into a buffer that exists only while
+    /// that input waits to be handled, so idle connections hold none (docs/performance.md).
     pub read_buffer_bytes: usize,
     /// Outgoing bytes gathered for one connection before they are written in one system call.
     pub write_buffer_bytes: usize,
