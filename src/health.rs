@@ -53,7 +53,7 @@ fn ask(addr: SocketAddr) -> std::io::Result<(u16, String)> {
 pub fn run(args: &[String]) -> ExitCode {
     if args.iter().any(|a| a == "--help" || a == "-h") {
         println!(
-            "Usage: mppd health [ADDR]\n\nExits 0 when the server at ADDR (default: MPPD_LISTEN, or 127.0.0.1:8080) answers /health with 200."
+            "Usage: mppd health [ADDR]\n\nExits 0 when the server at ADDR (default: the first of MPPD_LISTEN, else port WS_PORT, else 127.0.0.1:8080) answers /health with 200."
         );
         return ExitCode::SUCCESS;
     }

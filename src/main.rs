@@ -8,7 +8,6 @@ use cli::Command;
 use mppd::net::{Server, ShutdownHandle};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
-use std::io::Read;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -88,8 +87,7 @@ fn stop_on_signals(handle: ShutdownHandle) {
 
 /// A seed from the system's random source, or from the clock where there is none.
 fn random_seed() -> u64 {
-    let mut bytes = [0u8; 8];
-    if std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)).is_ok() {
+    if let Ok(bytes) = mppd::salt::random_bytes::<8>() {
         return u64::from_le_bytes(bytes);
     }
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)

@@ -8,9 +8,8 @@
 //! This is the shell's business: the core only receives the salt in its configuration.
 
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::{self, File};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 /// The file name inside the data directory.
@@ -84,27 +83,30 @@ pub fn resolve(configured: &str, data_dir: Option<&Path>) -> io::Result<(String,
         Err(_) => {}
     }
     let salt = random_salt()?;
-    write_new(dir, &path, &salt)
+    write_new(dir, &salt)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot create the salt file {}: {e}", path.display())))?;
     Ok((salt, SaltSource::Created(path)))
 }
 
-/// Writes `salt` to a new file only the owner can read, and makes it durable.
-fn write_new(dir: &Path, path: &Path, salt: &str) -> io::Result<()> {
+/// Writes `salt` to a file only the owner can read, whole or not at all (a crash must not leave
+/// an empty or cut salt, which would refuse every start or change every id).
+fn write_new(dir: &Path, salt: &str) -> io::Result<()> {
     fs::create_dir_all(dir)?;
-    let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
-    file.write_all(format!("{salt}\n").as_bytes())?;
-    file.sync_all()?;
-    File::open(dir)?.sync_all()
+    crate::store::write_atomically(dir, SALT_FILE, format!("{salt}\n").as_bytes(), 0o600)
+}
+
+/// `N` bytes from the operating system's generator.
+pub fn random_bytes<const N: usize>() -> io::Result<[u8; N]> {
+    let mut bytes = [0u8; N];
+    File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes))?;
+    Ok(bytes)
 }
 
 /// [`SALT_BYTES`] bytes from the operating system's generator, as hex.
 fn random_salt() -> io::Result<String> {
-    let mut bytes = [0u8; SALT_BYTES];
-    File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
+    let bytes = random_bytes::<SALT_BYTES>()
         .map_err(|e| io::Error::new(e.kind(), format!("cannot read /dev/urandom for the id salt: {e}")))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(crate::core::to_hex(&bytes))
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use crate::core::Snapshot;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -97,23 +98,26 @@ impl Store {
     pub fn save(&self, snapshot: &Snapshot, saved_at: u64) -> io::Result<()> {
         let file = StateFile { mppd_state: FORMAT_VERSION, saved_at, snapshot: snapshot.clone() };
         let bytes = serde_json::to_vec_pretty(&file).map_err(io::Error::other)?;
-        self.write_atomically(&bytes)
+        write_atomically(&self.dir, STATE_FILE, &bytes, 0o666)
     }
+}
 
-    fn write_atomically(&self, bytes: &[u8]) -> io::Result<()> {
-        let tmp = self.dir.join(format!("{STATE_FILE}.tmp"));
-        let result = (|| {
-            let mut out = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
-            out.write_all(bytes)?;
-            out.sync_all()?;
-            fs::rename(&tmp, self.path())?;
-            File::open(&self.dir)?.sync_all()
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result
+/// Replaces `dir/name` with `bytes` so that a crash leaves either the old file or the new one,
+/// whole: a temporary file (created with `mode`, less the umask) is written and fsynced, renamed
+/// over the target, and the directory fsynced.
+pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> io::Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    let result = (|| {
+        let mut out = OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp)?;
+        out.write_all(bytes)?;
+        out.sync_all()?;
+        fs::rename(&tmp, dir.join(name))?;
+        File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
     }
+    result
 }
 
 /// A snapshot waiting to be written, with its time.

@@ -188,6 +188,23 @@ impl User {
         }
         false
     }
+
+    /// Asks to join `room` until refused as banned (or [`CROSS`] passes); whether it was. `ch` is
+    /// limited to one per 500 ms (PROTOCOL.md §8.3), so it is asked again until answered.
+    fn refused_from(&mut self, room: &str) -> bool {
+        let deadline = Instant::now() + CROSS;
+        while Instant::now() < deadline {
+            self.send(json!({"m": "ch", "_id": room}));
+            if self.until_within(Duration::from_millis(600), is_ban_refusal).is_some() {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+fn is_ban_refusal(m: &Value) -> bool {
+    m["m"] == "notification" && m["text"].as_str().is_some_and(|t| t.starts_with("Currently banned"))
 }
 
 fn ids_in(ch: &Value) -> Vec<String> {
@@ -263,18 +280,7 @@ fn three_nodes_serve_one_site_and_survive_losing_one() {
         .expect("erin is told of the ban");
     erin.until(|m| m["m"] == "ch" && m["ch"]["_id"] == "test/awkward").expect("erin is moved out");
     alice.until(|m| m["m"] == "bye" && m["p"] == erin.id.as_str()).expect("alice sees erin leave");
-    // (`ch` is limited to one per 500 ms, PROTOCOL.md §8.3: asked again until answered.)
-    let deadline = Instant::now() + CROSS;
-    loop {
-        erin.send(json!({"m": "ch", "_id": "room one"}));
-        let refused = erin.until_within(Duration::from_millis(600), |m| {
-            m["m"] == "notification" && m["text"].as_str().is_some_and(|t| t.starts_with("Currently banned"))
-        });
-        if refused.is_some() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "erin was never refused");
-    }
+    assert!(erin.refused_from("room one"), "erin was never refused");
     // The crown holder on n2 lifts the ban of the user on n1, who may come back.
     bob.send(json!({"m": "unban", "_id": erin.id}));
     let deadline = Instant::now() + CROSS;
@@ -391,23 +397,10 @@ fn three_nodes_serve_one_site_and_survive_losing_one() {
         killed.elapsed()
     );
     // y3's session moves to the new owner too, and the lifted ban stays lifted there.
-    let y3_back = y3.until(|m| {
-        (m["m"] == "ch" && m["ch"]["_id"] == "busy" && m["p"].is_string())
-            || (m["m"] == "notification" && m["text"].as_str().is_some_and(|t| t.starts_with("Currently banned")))
-    });
+    let y3_back = y3.until(|m| (m["m"] == "ch" && m["ch"]["_id"] == "busy" && m["p"].is_string()) || is_ban_refusal(m));
     assert_eq!(y3_back.map(|m| m["m"].clone()), Some(json!("ch")), "y3 is back in busy on its new owner");
     // The ban set on the dead owner holds on the new one.
-    let deadline = Instant::now() + CROSS;
-    loop {
-        x3.send(json!({"m": "ch", "_id": "busy"}));
-        let refused = x3.until_within(Duration::from_millis(600), |m| {
-            m["m"] == "notification" && m["text"].as_str().is_some_and(|t| t.starts_with("Currently banned"))
-        });
-        if refused.is_some() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "x3's ban did not survive its room's owner");
-    }
+    assert!(x3.refused_from("busy"), "x3's ban did not survive its room's owner");
     // The quiet room saw nothing of it: nobody left, chat still flows.
     assert!(q1.until_within(Duration::from_millis(200), |m| m["m"] == "bye").is_none(), "quiet room lost nobody");
     assert!(q3.chat_until_heard("quiet after", &mut q1));

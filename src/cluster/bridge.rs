@@ -94,7 +94,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// Runs until the loop's end of the request channel is dropped.
 pub async fn run(config: ClusterConfig, inc: u64, mut requests: tokio::sync::mpsc::Receiver<ToNats>, outbox: Outbox) {
-    let connected = Arc::new(AtomicBool::new(false));
     let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
     let options = ConnectOptions::new()
         .name(format!("mppd {}", config.node))
@@ -120,7 +119,6 @@ pub async fn run(config: ClusterConfig, inc: u64, mut requests: tokio::sync::mps
     let profiles = bucket(&js, PROFILES_BUCKET, Duration::ZERO).await;
     let bans = bucket(&js, BANS_BUCKET, BAN_RECORD_AGE).await;
     info!("cluster: node {} joined the site at {}", config.node, config.url);
-    connected.store(true, Ordering::Release);
     let shared = Arc::new(Shared {
         node: config.node.clone(),
         client: client.clone(),
@@ -304,7 +302,7 @@ async fn forward_heartbeats(shared: Arc<Shared>, own_inc: u64) {
                         info!("cluster: node {} restarted", beat.node);
                         shared.outbox.post(FromNats::NodeGone { node: beat.node.clone(), inc: old });
                     }
-                    shared.outbox.post(FromNats::Heartbeat(message.payload.to_vec()));
+                    shared.outbox.post(FromNats::Heartbeat(beat));
                 }
             }
             Err(e) => warn!("cluster: cannot subscribe to heartbeats: {e}"),

@@ -2,6 +2,7 @@
 //! names are not, so a room becomes `r` + the hex of its UTF-8 bytes, or `h` + the SHA-256 of
 //! them when that would be long.
 
+use crate::core::to_hex;
 use sha2::{Digest, Sha256};
 
 /// Bucket of room leases: room key → owning node's name.
@@ -33,12 +34,12 @@ pub fn room_key(room: &str) -> String {
     if bytes.len() <= MAX_HEX_BYTES {
         let mut key = String::with_capacity(1 + 2 * bytes.len());
         key.push('r');
-        push_hex(&mut key, bytes);
+        key.push_str(&to_hex(bytes));
         key
     } else {
         let mut key = String::with_capacity(65);
         key.push('h');
-        push_hex(&mut key, &Sha256::digest(bytes));
+        key.push_str(&to_hex(&Sha256::digest(bytes)));
         key
     }
 }
@@ -46,14 +47,6 @@ pub fn room_key(room: &str) -> String {
 /// The key of a ban of `user` (24 hex) from `room`.
 pub fn ban_key(user: &str, room: &str) -> String {
     format!("{user}.{}", room_key(room))
-}
-
-fn push_hex(out: &mut String, bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for b in bytes {
-        out.push(HEX[usize::from(b >> 4)] as char);
-        out.push(HEX[usize::from(b & 15)] as char);
-    }
 }
 
 #[cfg(test)]

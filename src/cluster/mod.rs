@@ -46,8 +46,8 @@ pub enum ToNats {
 pub enum FromNats {
     /// A serialized [`envelope::Batch`] addressed to this node.
     Batch(Vec<u8>),
-    /// Another node's serialized [`envelope::Heartbeat`].
-    Heartbeat(Vec<u8>),
+    /// Another node's [`envelope::Heartbeat`], decoded on the NATS thread.
+    Heartbeat(envelope::Heartbeat),
     /// `node` runs `room` (this node, when it just claimed it).
     Owner { room: String, node: String },
     /// This node's lease of `room` was taken over: its sessions there must go to the new owner.

@@ -16,7 +16,7 @@ use crate::cluster::envelope::{BanRecord, Batch, Heartbeat, Item, ProfileRecord}
 use crate::cluster::keys::ban_key;
 use crate::cluster::{Bridge, FromNats, ToNats};
 use crate::config::Rate;
-use crate::core::{ConnId, Core, Millis, PeerInfo, SavedBan, SavedProfile, Snapshot, UserId};
+use crate::core::{ConnId, Core, Millis, PeerInfo, RateLimiter, SavedBan, SavedProfile, Snapshot, UserId};
 use crate::proto::validate::{MAX_CHANNEL_NAME_LEN, is_valid_text};
 use log::{debug, info, warn};
 use serde::Deserialize;
@@ -90,9 +90,9 @@ struct Session {
     /// Set while the owner of this room is looked up; frames wait in `pending` meanwhile.
     waiting_for: Option<String>,
     pending: Vec<String>,
-    /// When its last `ch` was looked up: the shell keeps the core's `ch` rate (§8.3) itself, as
-    /// a session may change cores between two of them.
-    last_ch: Option<Millis>,
+    /// The `ch` rate (§8.3), kept here with the core's limiter: a session may change cores
+    /// between two `ch`.
+    ch_limit: RateLimiter,
 }
 
 /// A session run here for a client connected to another node.
@@ -119,8 +119,8 @@ struct Peer {
 
 pub(super) struct Relay {
     node: String,
-    /// Shortest time between two `ch` of a client (the core's `ch` rate, §8.3).
-    ch_interval_ms: u64,
+    /// The core's `ch` rate (§8.3).
+    ch_rate: Rate,
     inc: u64,
     bridge: Bridge,
     steps: Vec<Step>,
@@ -157,7 +157,7 @@ impl Relay {
     pub(super) fn new(node: String, inc: u64, bridge: Bridge, ch_rate: Rate, now: Millis) -> Relay {
         let mut relay = Relay {
             node,
-            ch_interval_ms: ch_rate.per_ms / u64::from(ch_rate.count.max(1)),
+            ch_rate,
             inc,
             bridge,
             steps: Vec::new(),
@@ -205,7 +205,7 @@ impl Relay {
             room: None,
             waiting_for: None,
             pending: Vec::new(),
-            last_ch: None,
+            ch_limit: RateLimiter::default(),
         };
         if let Some(old) = self.sessions.insert(key, session) {
             self.by_serial.remove(&old.serial);
@@ -275,11 +275,10 @@ impl Relay {
                         run.push(element.get());
                         continue;
                     };
-                    if session.last_ch.is_some_and(|at| now.since(at) < self.ch_interval_ms) {
+                    if !session.ch_limit.allow(now, self.ch_rate, 1) {
                         debug!("conn {key}: ch dropped by the ch rate");
                         continue;
                     }
-                    session.last_ch = Some(now);
                     self.flush_run(key, &mut run);
                     let rest: Vec<&str> = elements[index..].iter().map(|e| e.get()).collect();
                     self.await_owner(key, room.to_string(), frame_of(&rest));
@@ -390,12 +389,11 @@ impl Relay {
             return;
         }
         self.listeners.insert(key);
+        // The full list for the newcomer only: `listed` stays what the other subscribers were last
+        // told, so the next update still carries every change since to them.
         let merged = self.merged_list();
-        let entries: Vec<&Value> = merged.values().collect();
-        let frame =
-            format!(r#"[{{"m":"ls","c":true,"u":{}}}]"#, Value::from(entries.into_iter().cloned().collect::<Vec<_>>()));
+        let frame = format!(r#"[{{"m":"ls","c":true,"u":{}}}]"#, Value::from(merged.into_values().collect::<Vec<_>>()));
         self.steps.push(Step::Deliver { key, frame: Rc::from(frame), droppable: false });
-        self.listed = merged;
     }
 
     /// Every visible room of the site, by name: this node's and its live peers'.
@@ -528,10 +526,8 @@ impl Relay {
                     Ok(batch) => self.on_batch(batch),
                     Err(e) => debug!("cluster: batch that is not one ignored: {e}"),
                 },
-                FromNats::Heartbeat(payload) => {
-                    if let Ok(beat) = serde_json::from_slice::<Heartbeat>(&payload) {
-                        self.peers.insert(beat.node, Peer { rooms: beat.rooms });
-                    }
+                FromNats::Heartbeat(beat) => {
+                    self.peers.insert(beat.node, Peer { rooms: beat.rooms });
                 }
                 FromNats::Owner { room, node } => self.owner_found(&room, node, now),
                 FromNats::Lost { room } => self.room_lost(&room),

@@ -24,7 +24,7 @@ impl UserId {
 
     /// The 24-digit wire form.
     pub fn to_hex(self) -> String {
-        hex(&self.0)
+        to_hex(&self.0)
     }
 
     /// The wire form, held inline (every user keeps it; no allocation of its own).
@@ -66,7 +66,8 @@ fn hex_value(c: u8) -> Option<u8> {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// `bytes` as lowercase hex digits.
+pub fn to_hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
@@ -106,7 +107,7 @@ pub fn random_identity(rng: &mut Rng) -> Identity {
 fn identity_from_digest(digest: &[u8]) -> Identity {
     let mut id = [0u8; 12];
     id.copy_from_slice(&digest[..12]);
-    Identity { id: UserId(id), color: format!("#{}", hex(&digest[12..15])) }
+    Identity { id: UserId(id), color: format!("#{}", to_hex(&digest[12..15])) }
 }
 
 /// The core's only source of randomness: SplitMix64 seeded from the configuration, so a
@@ -135,7 +136,7 @@ impl Rng {
 
     /// Eight random lowercase hex digits: the id of a chat message.
     pub fn message_id(&mut self) -> String {
-        hex(&self.next_u64().to_le_bytes()[..4])
+        to_hex(&self.next_u64().to_le_bytes()[..4])
     }
 }
 

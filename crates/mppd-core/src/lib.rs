@@ -21,15 +21,16 @@ mod time;
 mod traffic;
 
 pub use self::channel::{AWKWARD, Kind};
-pub use self::ids::{UserId, identity_for_address};
+pub use self::ids::{UserId, identity_for_address, to_hex};
 pub use self::persist::{SavedBan, SavedProfile, Snapshot};
-pub use self::quota::{NoteQuota, PARAMS_CROWNED, PARAMS_LOBBY, PARAMS_NORMAL, PARAMS_TRUSTED, QuotaParams};
+pub use self::quota::{
+    NoteQuota, PARAMS_CROWNED, PARAMS_LOBBY, PARAMS_NORMAL, PARAMS_TRUSTED, QuotaParams, RateLimiter,
+};
 pub use self::time::Millis;
 
 use self::channel::Channel;
 use self::ids::{HexId, Rng};
 use self::limits::{Limit, RareLimits};
-use self::quota::RateLimiter;
 use crate::config::CoreConfig;
 use crate::proto::inbound::{Message, Name, parse_frame};
 use crate::proto::outbound::{self, ParticipantInfo};
@@ -424,7 +425,12 @@ impl Core {
     }
 
     fn send(&mut self, conn: ConnId, message: String) {
-        self.outputs.push_back(Output::Send { conn, frame: frame(&[&message]), droppable: false });
+        self.send_frame(conn, frame(&[&message]));
+    }
+
+    /// Sends a frame that other recipients may share.
+    fn send_frame(&mut self, conn: ConnId, frame: Rc<str>) {
+        self.outputs.push_back(Output::Send { conn, frame, droppable: false });
     }
 
     /// Sends one message to every connection in a channel, except `except`, serialized once.

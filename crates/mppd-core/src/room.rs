@@ -229,9 +229,9 @@ impl Core {
             let Some(p) = ch.participant_mut(user) else { continue };
             p.quota.set_params(params);
             let conns = p.conns.clone();
-            let nq = outbound::note_quota(params.allowance, params.max, params.max_hist_len);
+            let nq = super::frame(&[&outbound::note_quota(params.allowance, params.max, params.max_hist_len)]);
             for conn in conns {
-                self.send(conn, nq.clone());
+                self.send_frame(conn, nq.clone());
             }
         }
     }

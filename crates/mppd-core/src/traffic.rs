@@ -1,7 +1,7 @@
 //! What members send each other inside a channel: chat `a` and `dm`, notes `n` (with the note
 //! quota of §8), cursor `m` (coalesced), and bot `custom` messages (§5).
 
-use super::{ConnId, Core, Limit, Message, Output, Timer, UserId};
+use super::{ConnId, Core, Limit, Message, Timer, UserId};
 use crate::proto::inbound::{CustomTarget, is_truthy, number, number_or_numeric_string, parse_as, parse_notes, string};
 use crate::proto::outbound::{self, Echo, NoteOut, Num};
 use crate::proto::validate::{MAX_CHAT_LEN, MAX_NOTE_NAME_LEN, MAX_REPLY_TO_LEN, is_valid_text, js_length};
@@ -85,7 +85,7 @@ impl Core {
             }
         }
         for conn in targets {
-            self.outputs.push_back(Output::Send { conn, frame: frame.clone(), droppable: false });
+            self.send_frame(conn, frame.clone());
         }
     }
 
@@ -206,7 +206,7 @@ impl Core {
             .filter(|c| *c != conn && self.conns.get(c).is_some_and(|s| s.custom_subscribed))
             .collect();
         for conn in recipients {
-            self.outputs.push_back(Output::Send { conn, frame: frame.clone(), droppable: false });
+            self.send_frame(conn, frame.clone());
         }
     }
 }

@@ -3,7 +3,7 @@
 //! names and bans other nodes stored — and the relay gets its turn, its news and its tick.
 
 use super::EventLoop;
-use crate::core::{Input, Millis, Output};
+use crate::core::{ConnId, Input, Millis, Output};
 use crate::net::relay::{Relay, Step};
 
 impl EventLoop {
@@ -32,14 +32,12 @@ impl EventLoop {
         true
     }
 
-    /// The relay's once-a-second work, when due.
+    /// The relay's once-a-second work (it knows when it is due).
     pub(super) fn cluster_tick(&mut self, now: Millis) {
         if self.shutdown_deadline.is_some() {
             return;
         }
-        if let Some(relay) = self.cluster.as_mut()
-            && relay.deadline() <= now
-        {
+        if let Some(relay) = self.cluster.as_mut() {
             relay.tick(&self.core, now);
             self.apply_steps(now);
         }
@@ -84,9 +82,10 @@ impl EventLoop {
                 }
             }
             Step::Deliver { key, frame, droppable } => {
-                // After what the core already said to this client.
-                self.route(now);
-                self.send(key, frame, droppable, now);
+                // Queued after what the core already said to this client; the event's one
+                // `route` delivers both in order.
+                self.take_outputs();
+                self.outputs.push_back(Output::Send { conn: ConnId(key), frame, droppable });
             }
             Step::CloseClient { key, code, reason } => {
                 self.route(now);
